@@ -1,0 +1,281 @@
+"""The exception tree of kubesync, and the decoding of the server's ``Status``.
+
+Catch at the height you need: ``KubeError`` for anything of ours, ``ApiError`` for any
+answer the server gave, ``NotFound``/``Conflict``/... for one reason, ``TransportError``
+for a request that got no answer. No ``requests``/``urllib3`` exception reaches a user.
+See https://kubernetes.io/docs/reference/using-api/api-concepts/ for ``Status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Tuple, Type
+
+import attrs
+
+__all__ = [
+    "AlreadyExists",
+    "ApiError",
+    "BadRequest",
+    "ConfigError",
+    "ConnectError",
+    "Conflict",
+    "DecodeError",
+    "Forbidden",
+    "Gone",
+    "Invalid",
+    "KubeError",
+    "MethodNotAllowed",
+    "NotFound",
+    "ServerError",
+    "Status",
+    "StatusCause",
+    "TimeoutError",
+    "TooManyRequests",
+    "TransportError",
+    "Unauthorized",
+    "UnprocessableBody",
+    "UsageError",
+    "error_for_status",
+]
+
+
+class KubeError(Exception):
+    """The root of every error kubesync raises."""
+
+
+class ConfigError(KubeError):
+    """A kubeconfig, in-cluster setup or credential source is missing or malformed.
+
+    ``source`` names the file (or other origin), ``key`` the place inside it.
+    """
+
+    def __init__(self, message: str, *, source: Optional[str] = None, key: Optional[str] = None):
+        self.message = message
+        self.source = source
+        self.key = key
+        where = ", ".join(p for p in (source and f"file {source}", key and f"key {key}") if p)
+        super().__init__(f"{message} ({where})" if where else message)
+
+
+class UsageError(KubeError, ValueError):
+    """The caller asked for something impossible; raised before any request is sent."""
+
+
+class DecodeError(KubeError, ValueError):
+    """JSON from the server (or the caller) does not fit the model.
+
+    ``kind`` is the model's kind, ``path`` the field path (``spec.containers[0].ports``).
+    """
+
+    def __init__(self, message: str, *, kind: Optional[str] = None, path: str = ""):
+        self.message = message
+        self.kind = kind
+        self.path = path
+        where = " at ".join(p for p in (kind, path) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+@attrs.define(frozen=True)
+class StatusCause:
+    """One cause of a failed request (for ``Invalid``: the field and what is wrong with it)."""
+
+    reason: Optional[str] = None
+    message: Optional[str] = None
+    field: Optional[str] = None
+
+    def __str__(self) -> str:
+        head = f"{self.field}: " if self.field else ""
+        return f"{head}{self.message or self.reason or ''}"
+
+
+@attrs.define(frozen=True)
+class Status:
+    """The ``meta/v1 Status`` a server returns for a failed call (and for some deletes)."""
+
+    code: int = 0
+    reason: str = ""
+    message: str = ""
+    status: str = ""
+    details: Mapping[str, Any] = attrs.field(factory=dict)
+    causes: Tuple[StatusCause, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, code: int = 0) -> Status:
+        details = d.get("details") if isinstance(d.get("details"), Mapping) else {}
+        raw_causes = details.get("causes") if details else None
+        causes = tuple(
+            StatusCause(c.get("reason"), c.get("message"), c.get("field"))
+            for c in (raw_causes if isinstance(raw_causes, list) else [])
+            if isinstance(c, Mapping)
+        )
+        raw_code = d.get("code")
+        return cls(
+            code=raw_code if isinstance(raw_code, int) else code,
+            reason=str(d.get("reason") or ""),
+            message=str(d.get("message") or ""),
+            status=str(d.get("status") or ""),
+            details=dict(details or {}),
+            causes=causes,
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": self.status,
+            "message": self.message,
+            "reason": self.reason,
+            "details": dict(self.details),
+            "code": self.code,
+        }
+
+
+class ApiError(KubeError):
+    """The server answered with an error status. ``status`` holds the decoded ``Status``.
+
+    ``method`` and ``url`` say which call failed (the URL carries no credentials).
+    """
+
+    def __init__(
+        self,
+        status: Status,
+        *,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+    ):
+        self.status = status
+        self.method = method
+        self.url = url
+        super().__init__(self._text())
+
+    @property
+    def code(self) -> int:
+        return self.status.code
+
+    @property
+    def reason(self) -> str:
+        return self.status.reason
+
+    @property
+    def message(self) -> str:
+        return self.status.message
+
+    @property
+    def causes(self) -> Tuple[StatusCause, ...]:
+        return self.status.causes
+
+    def _text(self) -> str:
+        head = f"{self.status.code} {self.status.reason}".strip()
+        where = f" ({self.method} {self.url})" if self.method and self.url else ""
+        return f"{head}: {self.status.message}{where}"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_api_error, (type(self), self.status, self.method, self.url))
+
+
+def _rebuild_api_error(
+    cls: Type[ApiError], status: Status, method: Optional[str], url: Optional[str]
+) -> ApiError:
+    return cls(status, method=method, url=url)
+
+
+class BadRequest(ApiError):
+    """400: the request was malformed (also a JSON patch whose ``test`` op failed)."""
+
+
+class Unauthorized(ApiError):
+    """401: the credentials were missing, wrong or expired."""
+
+
+class Forbidden(ApiError):
+    """403: authenticated, but RBAC (or admission) does not allow the call."""
+
+
+class NotFound(ApiError, LookupError):
+    """404: the object, or its kind, does not exist."""
+
+
+class MethodNotAllowed(ApiError):
+    """405: the resource does not support this verb."""
+
+
+class Conflict(ApiError):
+    """409: a stale resourceVersion, or a server-side apply field conflict."""
+
+
+class AlreadyExists(Conflict):
+    """409 with reason ``AlreadyExists``: create of a name that is taken."""
+
+
+class Gone(ApiError):
+    """410: the resourceVersion is too old (compacted); relist."""
+
+
+class UnprocessableBody(ApiError):
+    """422 without reason ``Invalid``."""
+
+
+class Invalid(UnprocessableBody):
+    """422 ``Invalid``: the object failed validation; ``causes`` name the fields."""
+
+    def _text(self) -> str:
+        base = super()._text()
+        if self.status.causes:
+            return base + "; " + "; ".join(str(c) for c in self.status.causes)
+        return base
+
+
+class TooManyRequests(ApiError):
+    """429: throttled (API priority and fairness, or an eviction blocked by a budget)."""
+
+
+class ServerError(ApiError):
+    """5xx: the server failed."""
+
+
+_BY_CODE: Dict[int, Type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    410: Gone,
+    422: UnprocessableBody,
+    429: TooManyRequests,
+}
+
+
+def error_for_status(
+    status: Status, *, method: Optional[str] = None, url: Optional[str] = None
+) -> ApiError:
+    """The ``ApiError`` subclass that fits ``status`` (by code, refined by reason)."""
+    cls: Type[ApiError]
+    if status.code == 409 and status.reason == "AlreadyExists":
+        cls = AlreadyExists
+    elif status.code == 422 and status.reason == "Invalid":
+        cls = Invalid
+    elif status.code >= 500:
+        cls = ServerError
+    else:
+        cls = _BY_CODE.get(status.code, ApiError)
+    return cls(status, method=method, url=url)
+
+
+class TransportError(KubeError):
+    """The request got no usable HTTP answer (connection, TLS, timeout, broken stream)."""
+
+    def __init__(self, message: str, *, method: Optional[str] = None, url: Optional[str] = None):
+        self.method = method
+        self.url = url
+        where = f" ({method} {url})" if method and url else ""
+        super().__init__(f"{message}{where}")
+
+
+class ConnectError(TransportError):
+    """The connection could not be made (refused, DNS, TLS handshake, proxy)."""
+
+
+class TimeoutError(TransportError):
+    """A connect or read timeout passed without an answer."""
+

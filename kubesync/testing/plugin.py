@@ -1,0 +1,1 @@
+"""pytest plugin: the local cluster and namespace fixtures (filled in by the cluster work)."""
