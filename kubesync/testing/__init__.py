@@ -1,1 +1,12 @@
-"""testing."""
+"""Testing helpers: a real local control plane (``LocalCluster``) and a pytest plugin.
+
+The plugin is registered with pytest's ``pytest11`` entry point, so a project that
+installs kubesync gets the ``kube_cluster``, ``kube_client`` and ``kube_namespace``
+fixtures. Set ``KUBESYNC_TEST_KUBECONFIG`` to run the same tests against an existing
+cluster instead of a local one.
+"""
+
+from kubesync.testing.assets import MissingBinaries, find_binaries
+from kubesync.testing.cluster import ClusterError, LocalCluster
+
+__all__ = ["ClusterError", "LocalCluster", "MissingBinaries", "find_binaries"]

@@ -1,0 +1,121 @@
+"""The local cluster's PKI: a CA, a serving cert, client certs and service-account keys.
+
+Made with the ``openssl`` command (Debian's ``openssl`` package) so that kubesync needs no
+crypto library at run time. Keys are written 0600 into the cluster's private folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import attrs
+
+from kubesync.errors import KubeError
+
+#: Certificates only need to outlive a test run.
+_DAYS = "30"
+
+
+@attrs.frozen
+class CertPair:
+    cert: Path
+    key: Path
+
+
+@attrs.frozen
+class Pki:
+    ca: CertPair
+    serving: CertPair
+    admin: CertPair
+    sa_key: Path
+    sa_pub: Path
+
+
+def _openssl(args: Sequence[str], cwd: Path) -> None:
+    exe = shutil.which("openssl")
+    if exe is None:
+        raise KubeError(
+            "the local test cluster needs the `openssl` command (apt-get install openssl)"
+        )
+    proc = subprocess.run(
+        [exe, *args], cwd=cwd, capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise KubeError(
+            f"openssl {args[0]} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')}"
+        )
+
+
+def _key(path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        _openssl(["genrsa", "-out", str(path), "2048"], path.parent)
+    finally:
+        os.umask(old)
+    path.chmod(0o600)
+
+
+def _signed(
+    folder: Path,
+    name: str,
+    subject: str,
+    ca: CertPair,
+    *,
+    ext: List[str],
+) -> CertPair:
+    key = folder / f"{name}.key"
+    csr = folder / f"{name}.csr"
+    crt = folder / f"{name}.crt"
+    extfile = folder / f"{name}.ext"
+    _key(key)
+    _openssl(["req", "-new", "-key", str(key), "-subj", subject, "-out", str(csr)], folder)
+    extfile.write_text("\n".join(ext) + "\n")
+    _openssl(
+        [
+            "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
+            "-CAcreateserial", "-days", _DAYS, "-sha256", "-extfile", str(extfile),
+            "-out", str(crt),
+        ],
+        folder,
+    )
+    csr.unlink()
+    extfile.unlink()
+    return CertPair(crt, key)
+
+
+def make_pki(folder: Path, *, extra_sans: Optional[Sequence[str]] = None) -> Pki:
+    """Generate the whole PKI into ``folder`` (which must exist and be private)."""
+    ca_key = folder / "ca.key"
+    ca_crt = folder / "ca.crt"
+    _key(ca_key)
+    _openssl(
+        [
+            "req", "-x509", "-new", "-key", str(ca_key), "-subj", "/CN=kubesync-local-ca",
+            "-days", _DAYS, "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", str(ca_crt),
+        ],
+        folder,
+    )
+    ca = CertPair(ca_crt, ca_key)
+    sans = ["IP:127.0.0.1", "DNS:localhost", "IP:10.0.0.1", "DNS:kubernetes",
+            "DNS:kubernetes.default", "DNS:kubernetes.default.svc"]
+    sans += list(extra_sans or ())
+    serving = _signed(
+        folder, "apiserver", "/CN=kube-apiserver", ca,
+        ext=["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment",
+             "extendedKeyUsage=serverAuth", "subjectAltName=" + ",".join(sans)],
+    )
+    admin = _signed(
+        folder, "admin", "/O=system:masters/CN=kubesync-admin", ca,
+        ext=["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment",
+             "extendedKeyUsage=clientAuth"],
+    )
+    sa_key = folder / "sa.key"
+    sa_pub = folder / "sa.pub"
+    _key(sa_key)
+    _openssl(["rsa", "-in", str(sa_key), "-pubout", "-out", str(sa_pub)], folder)
+    return Pki(ca=ca, serving=serving, admin=admin, sa_key=sa_key, sa_pub=sa_pub)
