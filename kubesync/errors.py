@@ -17,18 +17,23 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "ConfigError",
-    "ConnectError",
     "Conflict",
+    "ConnectError",
+    "ConnectTimeout",
     "DecodeError",
+    "ExecPluginError",
     "Forbidden",
     "Gone",
+    "InsecureTLSWarning",
     "Invalid",
     "KubeError",
+    "KubeWarning",
     "MethodNotAllowed",
     "NotFound",
     "ServerError",
     "Status",
     "StatusCause",
+    "TLSError",
     "TimeoutError",
     "TooManyRequests",
     "TransportError",
@@ -55,6 +60,45 @@ class ConfigError(KubeError):
         self.key = key
         where = ", ".join(p for p in (source and f"file {source}", key and f"key {key}") if p)
         super().__init__(f"{message} ({where})" if where else message)
+
+
+class ExecPluginError(ConfigError):
+    """An exec credential plugin is missing, failed, or printed no usable ExecCredential.
+
+    ``command`` is the plugin, ``exit_code`` its status (None if it never ran), ``stderr``
+    what it printed there, ``install_hint`` the kubeconfig's advice for installing it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: str,
+        source: Optional[str] = None,
+        key: Optional[str] = None,
+        exit_code: Optional[int] = None,
+        stderr: str = "",
+        install_hint: str = "",
+    ):
+        self.command = command
+        self.exit_code = exit_code
+        self.stderr = stderr
+        self.install_hint = install_hint
+        parts = [message]
+        if stderr.strip():
+            parts.append(f"stderr: {stderr.strip()}")
+        if install_hint.strip():
+            parts.append(install_hint.strip())
+        super().__init__("\n".join(parts), source=source, key=key)
+        self.message = message
+
+
+class KubeWarning(UserWarning):
+    """A warning from the API server (its ``Warning`` header) or about the configuration."""
+
+
+class InsecureTLSWarning(KubeWarning):
+    """The kubeconfig turned TLS verification off (``insecure-skip-tls-verify``)."""
 
 
 class UsageError(KubeError, ValueError):
@@ -133,7 +177,10 @@ class Status:
 class ApiError(KubeError):
     """The server answered with an error status. ``status`` holds the decoded ``Status``.
 
-    ``method`` and ``url`` say which call failed (the URL carries no credentials).
+    ``method`` and ``url`` say which call failed (the URL carries no credentials);
+    ``headers`` are the response's headers (``Audit-Id`` helps the cluster admin);
+    ``retry_after`` is the server's advised wait in seconds (``Retry-After`` or
+    ``details.retryAfterSeconds``), or None.
     """
 
     def __init__(
@@ -142,10 +189,18 @@ class ApiError(KubeError):
         *,
         method: Optional[str] = None,
         url: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        retry_after: Optional[float] = None,
     ):
         self.status = status
         self.method = method
         self.url = url
+        self.headers: Mapping[str, str] = dict(headers or {})
+        if retry_after is None:
+            seconds = status.details.get("retryAfterSeconds")
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+                retry_after = float(seconds)
+        self.retry_after = retry_after
         super().__init__(self._text())
 
     @property
@@ -170,13 +225,21 @@ class ApiError(KubeError):
         return f"{head}: {self.status.message}{where}"
 
     def __reduce__(self) -> Any:
-        return (_rebuild_api_error, (type(self), self.status, self.method, self.url))
+        return (
+            _rebuild_api_error,
+            (type(self), self.status, self.method, self.url, self.headers, self.retry_after),
+        )
 
 
 def _rebuild_api_error(
-    cls: Type[ApiError], status: Status, method: Optional[str], url: Optional[str]
+    cls: Type[ApiError],
+    status: Status,
+    method: Optional[str],
+    url: Optional[str],
+    headers: Optional[Mapping[str, str]] = None,
+    retry_after: Optional[float] = None,
 ) -> ApiError:
-    return cls(status, method=method, url=url)
+    return cls(status, method=method, url=url, headers=headers, retry_after=retry_after)
 
 
 class BadRequest(ApiError):
@@ -247,7 +310,12 @@ _BY_CODE: Dict[int, Type[ApiError]] = {
 
 
 def error_for_status(
-    status: Status, *, method: Optional[str] = None, url: Optional[str] = None
+    status: Status,
+    *,
+    method: Optional[str] = None,
+    url: Optional[str] = None,
+    headers: Optional[Mapping[str, str]] = None,
+    retry_after: Optional[float] = None,
 ) -> ApiError:
     """The ``ApiError`` subclass that fits ``status`` (by code, refined by reason)."""
     cls: Type[ApiError]
@@ -259,7 +327,7 @@ def error_for_status(
         cls = ServerError
     else:
         cls = _BY_CODE.get(status.code, ApiError)
-    return cls(status, method=method, url=url)
+    return cls(status, method=method, url=url, headers=headers, retry_after=retry_after)
 
 
 class TransportError(KubeError):
@@ -278,4 +346,13 @@ class ConnectError(TransportError):
 
 class TimeoutError(TransportError):
     """A connect or read timeout passed without an answer."""
+
+
+class ConnectTimeout(ConnectError, TimeoutError):
+    """The connection was not made in time (so the request was never sent)."""
+
+
+class TLSError(ConnectError):
+    """The TLS handshake failed: an untrusted or mismatched server certificate, or a
+    client certificate the server refused. Retrying does not help."""
 

@@ -1,0 +1,117 @@
+"""``Config``: everything a ``Client`` needs to reach and authenticate to one API server."""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional, Sequence, Tuple, Union
+from urllib.parse import urlsplit, urlunsplit
+
+import attrs
+
+from kubesync.config.auth import Auth
+from kubesync.config.tls import ClientCert
+from kubesync.errors import ConfigError
+
+__all__ = ["Config", "Impersonation", "redact_url"]
+
+PathArg = Union[str, "os.PathLike[str]"]
+
+
+@attrs.define(frozen=True)
+class Impersonation:
+    """Act as another user (``as``, ``as-uid``, ``as-groups``, ``as-user-extra``).
+
+    https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation
+    """
+
+    user: Optional[str] = None
+    uid: Optional[str] = None
+    groups: Tuple[str, ...] = ()
+    extra: Mapping[str, Tuple[str, ...]] = attrs.field(factory=dict)
+
+
+def redact_url(url: Optional[str]) -> Optional[str]:
+    """``url`` without a password in its user part (for proxy URLs in reprs and errors)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@attrs.define(frozen=True)
+class Config:
+    """Where the API server is, how to trust it and who we are to it.
+
+    Build one with ``infer()``, ``from_kubeconfig()`` or ``in_cluster()``; it is a frozen
+    value (``attrs.evolve(config, namespace="x")`` gives a changed copy). Secrets (key,
+    token) never appear in its ``repr``.
+    """
+
+    server: str
+    namespace: str = "default"
+    ca_pem: Optional[bytes] = attrs.field(default=None, repr=False)
+    client_cert: Optional[ClientCert] = None
+    auth: Optional[Auth] = None
+    insecure_skip_tls_verify: bool = False
+    tls_server_name: Optional[str] = None
+    proxy_url: Optional[str] = attrs.field(default=None, repr=lambda u: repr(redact_url(u)))
+    impersonate: Optional[Impersonation] = None
+    disable_compression: bool = False
+    context: Optional[str] = None
+    source: str = ""
+
+    @classmethod
+    def infer(cls) -> Config:
+        """``KUBECONFIG`` (merged), else ``~/.kube/config``, else the in-cluster service account."""
+        from kubesync.config import incluster, kubeconfig
+
+        paths = [p for p in kubeconfig.default_paths() if os.path.exists(p)]
+        if paths:
+            return kubeconfig.load(paths)
+        if incluster.available():
+            return incluster.load()
+        tried = ", ".join(kubeconfig.default_paths())
+        raise ConfigError(
+            f"no Kubernetes configuration found: no kubeconfig at {tried}, and not in a "
+            "cluster (KUBERNETES_SERVICE_HOST is not set)"
+        )
+
+    @classmethod
+    def from_kubeconfig(
+        cls,
+        path: Union[PathArg, Sequence[PathArg], None] = None,
+        context: Optional[str] = None,
+        cluster: Optional[str] = None,
+        user: Optional[str] = None,
+    ) -> Config:
+        """Read a kubeconfig (or merge a list, by kubectl's rules) and pick a context.
+
+        ``path`` None means ``KUBECONFIG`` or ``~/.kube/config``; ``context`` None means
+        its ``current-context``; ``cluster``/``user`` override the context's choice.
+        """
+        from kubesync.config import kubeconfig
+
+        if path is None:  # missing files in a KUBECONFIG list are skipped, as kubectl does
+            return kubeconfig.load(
+                kubeconfig.default_paths(),
+                context=context,
+                cluster=cluster,
+                user=user,
+                skip_missing=True,
+            )
+        if isinstance(path, (str, os.PathLike)):
+            paths = [os.fspath(path)]
+        else:
+            paths = [os.fspath(p) for p in path]
+        return kubeconfig.load(paths, context=context, cluster=cluster, user=user)
+
+    @classmethod
+    def in_cluster(cls) -> Config:
+        """The pod's service account: API host from the environment, token, CA, namespace."""
+        from kubesync.config import incluster
+
+        return incluster.load()
