@@ -1,0 +1,239 @@
+"""``Store``: a thread-safe cache of objects keyed by (namespace, name), with indexes.
+
+Readers call ``get``/``list``/``by_index`` from any thread; one ``StoreWriter`` (the
+reflector) applies watcher events. A relist is built aside and swapped in at
+``InitDone`` in one step: readers never see half a list, and objects deleted while the
+watch was down disappear.
+
+Objects in the store are shared between readers: do not modify them. ``private_copy()``
+gives one you may change (as client-go's informer caches ask, and kube-rs enforces).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Hashable,
+    Iterable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    TypeVar,
+)
+
+from kubesync.errors import UsageError
+from kubesync.runtime.watcher import Apply, Delete, Init, InitApply, InitDone
+
+__all__ = ["Store", "StoreWriter", "object_key", "private_copy"]
+
+K = TypeVar("K")
+Key = Tuple[Optional[str], str]
+IndexFn = Callable[[Any], Iterable[Hashable]]
+
+
+def object_key(obj: Any) -> Key:
+    """(namespace, name) of an object; namespace None for cluster-scoped kinds."""
+    meta = obj.metadata
+    return (meta.namespace or None, meta.name)
+
+
+def private_copy(obj: K) -> K:
+    """A deep copy of a (possibly shared) object, safe to change."""
+    import copy
+
+    from kubesync.core.convert import decode, encode
+
+    return decode(type(obj), copy.deepcopy(encode(obj)))  # type: ignore[no-any-return]
+
+
+class Store(Generic[K]):
+    """The read side. Thread-safe; one lock, held only to read or swap references.
+
+    Index functions run outside the lock (they are user code).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: Dict[Key, K] = {}
+        self._indexers: Dict[str, IndexFn] = {}
+        self._indices: Dict[str, Dict[Hashable, Set[Key]]] = {}
+        self._values: Dict[str, Dict[Key, Tuple[Hashable, ...]]] = {}
+        self._version = 0
+        self._ready = threading.Event()
+        self._stopper: Optional[Callable[[], None]] = None
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, name: str, namespace: Optional[str] = None) -> Optional[K]:
+        """The object, or None. Shared: do not modify it (see ``private_copy``)."""
+        with self._lock:
+            return self._items.get((namespace or None, name))
+
+    def list(self) -> List[K]:
+        """A snapshot of every object (a new list; the objects are shared)."""
+        with self._lock:
+            return list(self._items.values())
+
+    def keys(self) -> List[Key]:
+        with self._lock:
+            return list(self._items)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def __iter__(self) -> Any:
+        return iter(self.list())
+
+    def by_index(self, index: str, value: Hashable) -> List[K]:
+        """Objects whose index function gave ``value``."""
+        with self._lock:
+            if index not in self._indexers:
+                raise UsageError(f"no index named {index!r}; add it with add_index()")
+            keys = self._indices[index].get(value, ())
+            return [self._items[k] for k in keys if k in self._items]
+
+    @property
+    def is_ready(self) -> bool:
+        """True once the first complete list is in."""
+        return self._ready.is_set()
+
+    def wait_until_ready(self, timeout: Optional[float] = None) -> bool:
+        """Block until the first complete list is in; False after ``timeout`` seconds."""
+        return self._ready.wait(timeout)
+
+    def add_index(self, name: str, fn: IndexFn) -> None:
+        """Index objects by ``fn(obj)`` (an iterable of hashable values)."""
+        while True:
+            with self._lock:
+                if name in self._indexers:
+                    raise UsageError(f"an index named {name!r} exists already")
+                version, items = self._version, dict(self._items)
+            values = {k: tuple(fn(o)) for k, o in items.items()}
+            index: Dict[Hashable, Set[Key]] = {}
+            for k, vals in values.items():
+                for v in vals:
+                    index.setdefault(v, set()).add(k)
+            with self._lock:
+                if version != self._version:
+                    continue  # the writer moved on while we computed: again
+                self._indexers[name] = fn
+                self._indices[name] = index
+                self._values[name] = values
+                return
+
+    def stop(self) -> None:
+        """Stop the background reflector that fills this store, if it has one."""
+        if self._stopper is not None:
+            self._stopper()
+
+    def __repr__(self) -> str:
+        return f"<Store {len(self)} objects{'' if self.is_ready else ', not ready'}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><td>{html.escape(ns or '')}</td><td>{html.escape(name)}</td></tr>"
+            for ns, name in sorted(self.keys(), key=lambda k: (k[0] or "", k[1]))[:200]
+        )
+        state = "ready" if self.is_ready else "not ready"
+        return (f"<p>Store: {len(self)} objects ({state})</p><table>"
+                f"<tr><th>namespace</th><th>name</th></tr>{rows}</table>")
+
+    # -- writes (StoreWriter's) ------------------------------------------------------------
+
+    def _index_values(self, obj: Any) -> Dict[str, Tuple[Hashable, ...]]:
+        with self._lock:
+            indexers = dict(self._indexers)
+        return {name: tuple(fn(obj)) for name, fn in indexers.items()}
+
+    def _put(self, key: Key, obj: K, values: Dict[str, Tuple[Hashable, ...]]) -> None:
+        with self._lock:
+            self._version += 1
+            self._unindex_locked(key)
+            self._items[key] = obj
+            for name, vals in values.items():
+                if name in self._indices:
+                    self._values[name][key] = vals
+                    for v in vals:
+                        self._indices[name].setdefault(v, set()).add(key)
+
+    def _remove(self, key: Key) -> None:
+        with self._lock:
+            self._version += 1
+            self._unindex_locked(key)
+            self._items.pop(key, None)
+
+    def _unindex_locked(self, key: Key) -> None:
+        for name, per_key in self._values.items():
+            old = per_key.pop(key, ())
+            index = self._indices[name]
+            for v in old:
+                keys = index.get(v)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[v]
+
+    def _replace(self, items: Dict[Key, K]) -> None:
+        with self._lock:
+            indexers = dict(self._indexers)
+        values = {
+            name: {k: tuple(fn(o)) for k, o in items.items()} for name, fn in indexers.items()
+        }
+        indices: Dict[str, Dict[Hashable, Set[Key]]] = {}
+        for name, per_key in values.items():
+            index: Dict[Hashable, Set[Key]] = {}
+            for k, vals in per_key.items():
+                for v in vals:
+                    index.setdefault(v, set()).add(k)
+            indices[name] = index
+        with self._lock:
+            self._version += 1
+            self._items = items
+            # An index added meanwhile is rebuilt from the new items by its own loop.
+            self._values = {n: values.get(n, {}) for n in self._indexers}
+            self._indices = {n: indices.get(n, {}) for n in self._indexers}
+        self._ready.set()
+
+
+class StoreWriter(Generic[K]):
+    """Applies watcher events to its ``store``. One writer per store, one thread at a time.
+
+    ``transform`` runs on each object on the way in (e.g. ``drop_managed_fields``, which
+    halves a small object's memory).
+    """
+
+    def __init__(self, store: Optional[Store[K]] = None,
+                 transform: Optional[Callable[[K], K]] = None):
+        self.store: Store[K] = store if store is not None else Store()
+        self._transform = transform
+        self._buffer: Optional[Dict[Key, K]] = None
+
+    def apply_event(self, ev: Any) -> None:
+        if isinstance(ev, (Apply, InitApply)):
+            obj = ev.object if self._transform is None else self._transform(ev.object)
+            key = object_key(obj)
+            if isinstance(ev, InitApply) and self._buffer is not None:
+                self._buffer[key] = obj
+            else:
+                self.store._put(key, obj, self.store._index_values(obj))
+        elif isinstance(ev, Delete):
+            self.store._remove(object_key(ev.object))
+        elif isinstance(ev, Init):
+            self._buffer = {}
+        elif isinstance(ev, InitDone):
+            buffer, self._buffer = self._buffer, None
+            self.store._replace(buffer if buffer is not None else {})
+
+    __call__ = apply_event

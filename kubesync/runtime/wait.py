@@ -1,0 +1,111 @@
+"""``await_condition``: block until one object meets a condition, and ready conditions."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+
+from kubesync.errors import KubeError
+from kubesync.runtime.watcher import Apply, Delete, InitApply, InitDone, Watcher, WatcherConfig
+
+if TYPE_CHECKING:
+    from kubesync.client.api import Api
+
+__all__ = [
+    "WaitTimeout",
+    "await_condition",
+    "is_crd_established",
+    "is_deleted",
+    "is_deployment_rolled_out",
+    "is_job_completed",
+    "is_pod_running",
+]
+
+K = TypeVar("K")
+Condition = Callable[[Optional[Any]], bool]
+
+
+class WaitTimeout(KubeError, TimeoutError):
+    """The condition did not hold within the timeout."""
+
+
+def await_condition(
+    api: Api[K], name: str, condition: Condition, *, timeout: Optional[float] = None
+) -> Optional[K]:
+    """Watch ``name`` until ``condition(obj)`` is true; the object (None if absent).
+
+    ``condition`` sees None while the object does not exist. Raises ``WaitTimeout``
+    after ``timeout`` seconds (None: wait forever).
+    """
+    config = WatcherConfig(field_selector=f"metadata.name={name}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    current: Optional[K] = None
+    listed: Optional[K] = None
+    with Watcher(api, config, name=f"kubesync-wait-{api.resource.plural}-{name}"[:60]) as w:
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise WaitTimeout(
+                    f"{api.resource.kind} {name!r}: condition not met in {timeout}s"
+                )
+            ev = w.next_event(timeout=left)
+            if ev is None:
+                continue
+            if isinstance(ev, InitApply):
+                listed = ev.object
+                continue
+            if isinstance(ev, InitDone):
+                current, listed = listed, None
+            elif isinstance(ev, Apply):
+                current = ev.object
+            elif isinstance(ev, Delete):
+                current = None
+            else:
+                continue
+            if condition(current):
+                return current
+
+
+def _conditions(obj: Any) -> list:
+    status = getattr(obj, "status", None)
+    return list(getattr(status, "conditions", None) or [])
+
+
+def _has_condition(obj: Any, ctype: str, value: str = "True") -> bool:
+    return any(c.type == ctype and c.status == value for c in _conditions(obj))
+
+
+def is_deleted(uid: str) -> Condition:
+    """True once the object with ``uid`` is gone (absent, or replaced by a new uid)."""
+    return lambda obj: obj is None or obj.metadata.uid != uid
+
+
+def is_pod_running() -> Condition:
+    return lambda obj: obj is not None and getattr(obj.status, "phase", None) == "Running"
+
+
+def is_job_completed() -> Condition:
+    return lambda obj: obj is not None and _has_condition(obj, "Complete")
+
+
+def is_crd_established() -> Condition:
+    return lambda obj: obj is not None and _has_condition(obj, "Established")
+
+
+def is_deployment_rolled_out() -> Condition:
+    """As ``kubectl rollout status``: the controller saw the latest spec and every replica
+    is updated and available."""
+
+    def check(obj: Any) -> bool:
+        if obj is None or obj.status is None:
+            return False
+        spec_replicas = obj.spec.replicas if obj.spec.replicas is not None else 1
+        st = obj.status
+        return bool(
+            (st.observed_generation or 0) >= (obj.metadata.generation or 0)
+            and (st.updated_replicas or 0) == spec_replicas
+            and (st.replicas or 0) == spec_replicas
+            and (st.available_replicas or 0) == spec_replicas
+        )
+
+    return check

@@ -1,0 +1,464 @@
+"""The watcher: LIST then WATCH, forever, as explicit states driven by a named thread.
+
+``step(api, config, state)`` is pure logic over an ``Api``: it makes one call (a page of
+the list, the start of a watch, or the next event of one) and returns the events to emit
+and the next state. Recovery is a change of state: 410 Gone -> ``Empty`` (relist); a watch
+the server ended -> ``InitListed(rv)`` (resume without relisting). The thread only loops
+over ``step()``, backs off on errors and hands events to a bounded queue (or a sink).
+See https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detection-of-changes
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import random
+import threading
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    TypeVar,
+    Union,
+)
+
+import attrs
+
+from kubesync.core.events import BOOKMARK, DELETED
+from kubesync.core.params import DEFAULT_PAGE_SIZE, Selector
+from kubesync.errors import Gone, KubeError
+from kubesync.runtime.backoff import ExponentialBackoff
+
+if TYPE_CHECKING:
+    from kubesync.client.api import Api
+
+__all__ = [
+    "Apply",
+    "Delete",
+    "Event",
+    "Init",
+    "InitApply",
+    "InitDone",
+    "Watcher",
+    "WatcherConfig",
+    "applied_objects",
+    "predicate_filter",
+    "step",
+    "watcher",
+]
+
+log = logging.getLogger("kubesync.runtime.watcher")
+
+K = TypeVar("K")
+
+#: client-go's reflector asks for watches of 5 to 10 minutes (a random length, so that
+#: many clients do not reconnect in step after an apiserver restart).
+MIN_WATCH_TIMEOUT = 300
+#: How many events may wait for a slow consumer before the thread stops reading.
+QUEUE_SIZE = 512
+
+
+# -- events, as kube-rs's watcher::Event ------------------------------------------------
+
+
+@attrs.frozen
+class Init:
+    """A (re)list begins: what follows until ``InitDone`` is the complete state."""
+
+
+@attrs.frozen
+class InitApply(Generic[K]):
+    """One object of the (re)list."""
+
+    object: K
+
+
+@attrs.frozen
+class InitDone:
+    """The (re)list is complete; objects not seen since ``Init`` are gone."""
+
+    resource_version: Optional[str] = None
+
+
+@attrs.frozen
+class Apply(Generic[K]):
+    """An object was added or changed while watching."""
+
+    object: K
+
+
+@attrs.frozen
+class Delete(Generic[K]):
+    """An object was deleted while watching (its last state)."""
+
+    object: K
+
+
+Event = Union[Init, InitApply[K], InitDone, Apply[K], Delete[K]]
+
+
+# -- states -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Empty:
+    """Nothing known: the next step starts a list."""
+
+
+@attrs.frozen
+class InitPage:
+    """Listing: the next page is fetched with ``continue_``."""
+
+    continue_: Optional[str] = None
+
+
+@attrs.frozen
+class InitListed:
+    """Listed (or a watch ended): the next step watches from ``resource_version``."""
+
+    resource_version: str
+
+
+@attrs.frozen
+class Watching:
+    """Reading a watch; ``resource_version`` is the last one seen."""
+
+    resource_version: str
+    stream: Any = attrs.field(eq=False, repr=False)
+    events: Iterator[Any] = attrs.field(eq=False, repr=False)
+
+
+State = Union[Empty, InitPage, InitListed, Watching]
+
+
+@attrs.frozen
+class WatcherConfig:
+    """What to watch, and how."""
+
+    label_selector: Selector = None
+    field_selector: Selector = None
+    page_size: int = DEFAULT_PAGE_SIZE
+    bookmarks: bool = True
+    metadata_only: bool = False
+    #: Server-side watch length in seconds; None picks 5-10 minutes at random per watch.
+    watch_timeout: Optional[int] = None
+
+
+def _watch_timeout(config: WatcherConfig) -> int:
+    if config.watch_timeout is not None:
+        return config.watch_timeout
+    return int(MIN_WATCH_TIMEOUT * (1 + random.random()))
+
+
+def _rv_of(page_or_event: Any) -> Optional[str]:
+    meta = getattr(page_or_event, "metadata", None)
+    rv = getattr(meta, "resource_version", None)
+    return rv if isinstance(rv, str) else None
+
+
+def step(api: Api[Any], config: WatcherConfig, state: State) -> Tuple[List[Any], State]:
+    """One call's worth of progress: the events it yields and the next state.
+
+    Raises what the call raised; the caller decides the next state on errors with
+    ``recover()``.
+    """
+    if isinstance(state, Empty):
+        return [Init()], InitPage(None)
+    if isinstance(state, InitPage):
+        lister = api.list_metadata if config.metadata_only else api.list
+        page = lister(
+            label_selector=config.label_selector,
+            field_selector=config.field_selector,
+            limit=config.page_size,
+            continue_=state.continue_,
+        )
+        events: List[Any] = [InitApply(obj) for obj in page.items]
+        cont = page.metadata.continue_ if page.metadata is not None else None
+        if cont:
+            return events, InitPage(cont)
+        rv = _rv_of(page) or ""
+        events.append(InitDone(rv))
+        return events, InitListed(rv)
+    if isinstance(state, InitListed):
+        stream = api.watch(
+            resource_version=state.resource_version,
+            label_selector=config.label_selector,
+            field_selector=config.field_selector,
+            timeout_seconds=_watch_timeout(config),
+            bookmarks=config.bookmarks,
+            metadata_only=config.metadata_only,
+        )
+        return [], Watching(state.resource_version, stream, iter(stream))
+    if isinstance(state, Watching):
+        try:
+            ev = next(state.events)
+        except StopIteration:
+            # The server ended the watch (its timeout): resume from where we are.
+            return [], InitListed(state.resource_version)
+        rv = ev.resource_version or state.resource_version
+        nxt = Watching(rv, state.stream, state.events)
+        if ev.type == BOOKMARK:
+            return [], nxt
+        if ev.type == DELETED:
+            return [Delete(ev.object)], nxt
+        return [Apply(ev.object)], nxt
+    raise TypeError(f"not a watcher state: {state!r}")  # pragma: no cover
+
+
+def recover(state: State, error: BaseException) -> State:
+    """The state to retry from after ``error``: 410 Gone relists from scratch; a broken
+    watch resumes from its last resourceVersion; a failed list call is tried again."""
+    _close(state)
+    if isinstance(error, Gone):
+        return Empty()
+    if isinstance(state, Watching):
+        return InitListed(state.resource_version)
+    return state
+
+
+def _close(state: State) -> None:
+    if isinstance(state, Watching):
+        try:
+            state.stream.close()
+        except Exception:  # closing a broken stream must not mask the real error
+            log.debug("closing a watch failed", exc_info=True)
+
+
+_SENTINEL = object()
+_counter = itertools.count(1)
+
+
+class Watcher(Generic[K]):
+    """A background thread that lists and watches, handing events over in order.
+
+    Iterate it (in your own thread) for ``Init``/``InitApply``/``InitDone``/``Apply``/
+    ``Delete`` events; the queue between is bounded, so a slow consumer makes the thread
+    wait (and stop reading the stream) instead of growing memory. Errors are logged,
+    passed to ``on_error`` and retried with exponential backoff; 410 Gone relists.
+    ``stop()`` (or leaving the ``with`` block) ends the iteration and joins the thread.
+
+    With ``sink=`` the thread calls ``sink(event)`` itself instead of queueing (used by
+    the background reflector and the controller); a failing sink is logged, not fatal.
+    """
+
+    def __init__(
+        self,
+        api: Api[K],
+        config: Optional[WatcherConfig] = None,
+        *,
+        backoff: Optional[ExponentialBackoff] = None,
+        on_error: Optional[Callable[[BaseException], None]] = None,
+        sink: Optional[Callable[[Any], None]] = None,
+        queue_size: int = QUEUE_SIZE,
+        name: Optional[str] = None,
+    ):
+        self.api = api
+        self.config = config or WatcherConfig()
+        self.backoff = backoff or ExponentialBackoff()
+        self._on_error = on_error
+        self._sink = sink
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._state_lock = threading.Lock()
+        self._state: State = Empty()
+        self._thread: Optional[threading.Thread] = None
+        self.name = name or f"kubesync-watcher-{api.resource.plural}-{next(_counter)}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> Watcher[K]:
+        """Start the thread (iterating, or entering the ``with`` block, also does)."""
+        if self._thread is None:
+            if self._stop.is_set():
+                raise KubeError("a stopped watcher cannot start again; make a new one")
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: Optional[float] = 30.0) -> None:
+        """Stop the thread, close the open watch and join; the iteration then ends."""
+        self._stop.set()
+        with self._state_lock:
+            _close(self._state)
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> Watcher[K]:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- consuming ------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Event[K]]:
+        if self._sink is not None:
+            raise KubeError("a watcher with a sink hands its events to the sink")
+        self.start()
+        while True:
+            ev = self.next_event(timeout=None)
+            if ev is None:
+                return
+            yield ev
+
+    def next_event(self, timeout: Optional[float] = None) -> Optional[Event[K]]:
+        """The next event, or None when stopped or after ``timeout`` seconds."""
+        self.start()
+        waited = 0.0
+        while True:
+            if self._stop.is_set() and self._queue.empty():
+                return None
+            slice_ = 0.25 if timeout is None else max(0.0, min(0.25, timeout - waited))
+            try:
+                item = self._queue.get(timeout=slice_)
+            except queue.Empty:
+                waited += slice_
+                if timeout is not None and waited >= timeout:
+                    return None
+                continue
+            if item is _SENTINEL:
+                return None
+            return item  # type: ignore[no-any-return]
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _emit(self, ev: Any) -> bool:
+        """Hand one event over; False when stopped while waiting for room."""
+        if self._sink is not None:
+            try:
+                self._sink(ev)
+            except Exception:
+                log.exception("%s: the event sink failed on %s", self.name, type(ev).__name__)
+            return not self._stop.is_set()
+        while not self._stop.is_set():
+            try:
+                self._queue.put(ev, timeout=0.25)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        state: State = Empty()
+        try:
+            while not self._stop.is_set():
+                try:
+                    events, state = step(self.api, self.config, state)
+                except Exception as e:
+                    state = self._failed(state, e)
+                    continue
+                with self._state_lock:
+                    self._state = state
+                if self._stop.is_set():
+                    break
+                for ev in events:
+                    if not self._emit(ev):
+                        break
+        finally:
+            _close(state)
+            with self._state_lock:
+                self._state = Empty()
+            self._stop.set()
+            try:
+                self._queue.put_nowait(_SENTINEL)
+            except queue.Full:
+                pass
+
+    def _failed(self, state: State, error: Exception) -> State:
+        nxt = recover(state, error)
+        with self._state_lock:
+            self._state = nxt
+        if self._stop.is_set():
+            return nxt
+        if isinstance(error, Gone):
+            log.info("%s: %s; relisting", self.name, error)
+            delay = 0.0
+        else:
+            delay = self.backoff.next_delay()
+            log.warning("%s: %s; retrying in %.2fs", self.name, error, delay,
+                        exc_info=not isinstance(error, KubeError))
+        if self._on_error is not None:
+            try:
+                self._on_error(error)
+            except Exception:
+                log.exception("%s: on_error hook failed", self.name)
+        if delay:
+            self._stop.wait(delay)
+        return nxt
+
+
+def watcher(
+    api: Api[K],
+    *,
+    label_selector: Selector = None,
+    field_selector: Selector = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    bookmarks: bool = True,
+    metadata_only: bool = False,
+    backoff: Optional[ExponentialBackoff] = None,
+    on_error: Optional[Callable[[BaseException], None]] = None,
+    queue_size: int = QUEUE_SIZE,
+) -> Watcher[K]:
+    """A ``Watcher`` over ``api`` (not yet started: iterate it or use ``with``)."""
+    config = WatcherConfig(label_selector, field_selector, page_size, bookmarks, metadata_only)
+    return Watcher(api, config, backoff=backoff, on_error=on_error, queue_size=queue_size)
+
+
+# -- helpers over event streams ----------------------------------------------------------
+
+
+def applied_objects(events: Iterator[Event[K]]) -> Iterator[K]:
+    """Only the objects that exist now (from ``InitApply`` and ``Apply``)."""
+    for ev in events:
+        if isinstance(ev, (InitApply, Apply)):
+            yield ev.object
+
+
+def predicate_filter(
+    events: Iterator[Event[K]], predicate: Callable[[K], Any]
+) -> Iterator[Event[K]]:
+    """Drop ``Apply``/``InitApply`` events whose ``predicate(obj)`` did not change.
+
+    E.g. ``predicate_filter(w, lambda o: o.metadata.generation)`` skips status-only
+    changes. Memory: one value per live object; deletes and relists prune it.
+    """
+    last: Dict[Any, Any] = {}
+    seen: Optional[set] = None
+    for ev in events:
+        if isinstance(ev, Init):
+            seen = set()
+        elif isinstance(ev, InitDone):
+            if seen is not None:
+                for gone in set(last) - seen:
+                    del last[gone]
+            seen = None
+        elif isinstance(ev, Delete):
+            last.pop(_identity(ev.object), None)
+        elif isinstance(ev, (InitApply, Apply)):
+            key = _identity(ev.object)
+            if seen is not None:
+                seen.add(key)
+            value = predicate(ev.object)
+            if key in last and last[key] == value:
+                continue
+            last[key] = value
+        yield ev
+
+
+def _identity(obj: Any) -> Any:
+    meta = getattr(obj, "metadata", None)
+    return getattr(meta, "uid", None) or (
+        getattr(meta, "namespace", None), getattr(meta, "name", None)
+    )
