@@ -3,6 +3,8 @@
 import logging
 
 from kubesync._version import __version__
+from kubesync.client import Client
+from kubesync.config import Config
 from kubesync.errors import (
     AlreadyExists,
     ApiError,
@@ -23,6 +25,8 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "AlreadyExists",
     "ApiError",
+    "Client",
+    "Config",
     "ConfigError",
     "Conflict",
     "DecodeError",

@@ -1,0 +1,467 @@
+"""``Client``: one shared connection pool to one API server, with auth, retries and streams."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import warnings
+from types import TracebackType
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Type,
+    Union,
+)
+from urllib.parse import quote
+
+import attrs
+
+from kubesync._version import __version__
+from kubesync.client.transport import Response, Timeout, Transport
+from kubesync.config import tls
+from kubesync.config.auth import Credentials
+from kubesync.config.config import Config, Impersonation
+from kubesync.core import json
+from kubesync.errors import (
+    ApiError,
+    ConnectError,
+    DecodeError,
+    InsecureTLSWarning,
+    KubeError,
+    KubeWarning,
+    TimeoutError,
+    TLSError,
+    TransportError,
+    UsageError,
+)
+
+__all__ = ["Client", "LineStream", "RetryPolicy"]
+
+logger = logging.getLogger("kubesync.client")
+
+# Connect within 10 s (client-go's dialer allows 30 s, but a script should fail sooner);
+# read 60 s, the API server's own limit for a non-watch request (--request-timeout).
+DEFAULT_TIMEOUT: Tuple[float, float] = (10.0, 60.0)
+# A watch ends server-side after its timeoutSeconds; the read timeout adds this margin.
+WATCH_TIMEOUT_MARGIN = 30.0
+# Streams without timeoutSeconds (a followed log; a watch left to the server's default of
+# at most 2 x 30 min --min-request-timeout) may be quiet for long, but not forever.
+STREAM_READ_TIMEOUT = 3600.0 + WATCH_TIMEOUT_MARGIN
+# Connections kept per pool: enough for the runtime's default worker and watch threads
+# (kept below urllib3's "pool is full" warning with 32 threads sharing a Client).
+DEFAULT_POOL_MAXSIZE = 32
+DEFAULT_RETRIES = 3
+# Distinct server warnings remembered per client for de-duplication.
+WARNINGS_REMEMBERED = 1024
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_NO_CREDENTIALS = Credentials()
+_HEADER_TOKEN_SAFE = "!#$&'*+-.^_`|~"  # RFC 7230 tchar besides letters and digits
+
+Params = Optional[Mapping[str, Any]]
+
+
+@attrs.define(frozen=True)
+class RetryPolicy:
+    """When to retry a failed call, and how long to wait first.
+
+    Reads (GET/HEAD, so also a watch's start) are retried on connection errors, 429 and
+    500/502/503/504; writes only when the request was never sent (connect error) or on
+    429 with Retry-After. Waits double from ``backoff_base`` up to ``backoff_cap`` with
+    jitter (half fixed, half random, so a thundering herd spreads out); a server's
+    Retry-After is honoured up to ``retry_after_cap``. ``sleep``/``random`` are for tests.
+    """
+
+    retries: int = DEFAULT_RETRIES
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    retry_after_cap: float = 60.0
+    sleep: Callable[[float], None] = attrs.field(default=time.sleep, eq=False, repr=False)
+    random: Callable[[], float] = attrs.field(default=random.random, eq=False, repr=False)
+
+    def backoff(self, attempt: int) -> float:
+        """The jittered wait before retry number ``attempt + 1``."""
+        ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
+        return ceiling / 2 + ceiling / 2 * self.random()
+
+    def delay(self, attempt: int, method: str, error: KubeError) -> Optional[float]:
+        """Seconds to wait before retrying after ``error``, or None to give up."""
+        if attempt >= self.retries:
+            return None
+        read = method.upper() in READ_METHODS
+        if isinstance(error, TLSError):
+            return None  # a certificate problem does not heal
+        if isinstance(error, ConnectError):
+            return self.backoff(attempt)  # never sent: safe for any method
+        if isinstance(error, TransportError):
+            # A dropped connection may have delivered the request; a read timeout already
+            # waited the full read timeout. Retry only the first, and only for reads.
+            if read and not isinstance(error, TimeoutError):
+                return self.backoff(attempt)
+            return None
+        if not isinstance(error, ApiError) or error.code not in RETRY_STATUSES:
+            return None
+        if error.retry_after is not None and (read or error.code == 429):
+            return min(error.retry_after, self.retry_after_cap)
+        return self.backoff(attempt) if read else None
+
+
+class LineStream:
+    """The lines of a streaming answer (a watch, a followed log), as bytes without ``\\n``.
+
+    Iterate it; use it as a context manager (closing on exit). ``close()`` may be called
+    from any thread: a reader blocked waiting for the next line then stops at once and
+    its loop ends (no exception). Transport failures mid-stream raise ``TransportError``.
+    """
+
+    def __init__(self, response: Response):
+        self._response = response
+        self._lines = response.iter_lines()
+        self._closed = False
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._closed:
+            raise StopIteration
+        return next(self._lines)
+
+    def close(self) -> None:
+        """Close the response; safe from another thread, and more than once."""
+        self._closed = True
+        self._response.interrupt()
+
+    def __enter__(self) -> LineStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+class Client:
+    """A connection to one API server, built from a ``Config``.
+
+    Thread-safety: one ``Client`` is meant to be shared. ``request``, ``request_text`` and
+    ``stream_lines`` may be called from any number of threads at once; they share one
+    ``requests.Session`` whose pool keeps ``pool_maxsize`` connections (more threads than
+    that still work, but open extra connections). Credential refreshes (token files, exec
+    plugins) are locked, so a plugin runs once however many threads need it. ``close()``
+    is for when no other thread uses the client any more.
+
+    Every call has a timeout (``timeout``: seconds, or (connect, read)); failed calls are
+    retried by ``retries`` (a count, or a ``RetryPolicy``). Errors are ``ApiError``
+    subclasses (the server said no) or ``TransportError`` subclasses (no answer).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        retries: Union[int, RetryPolicy] = DEFAULT_RETRIES,
+        pool_maxsize: int = DEFAULT_POOL_MAXSIZE,
+    ):
+        self._config = config
+        self._timeout = _pair(timeout)
+        self._retry = retries if isinstance(retries, RetryPolicy) else RetryPolicy(retries)
+        self._lock = threading.Lock()
+        self._warned: Set[str] = set()
+        self._cert_in_use = config.client_cert
+        self._closed = False
+        if config.insecure_skip_tls_verify:
+            text = (
+                f"TLS verification is off for {config.server} (insecure-skip-tls-verify in "
+                f"{config.source or 'the config'}): the server's identity is not checked"
+            )
+            logger.warning("%s", text)
+            warnings.warn(InsecureTLSWarning(text), stacklevel=2)
+        self._headers, self._multi_headers = _impersonation_headers(config.impersonate)
+        self._transport = Transport(
+            base_url=config.server,
+            ssl_context=self._ssl_context(config.client_cert),
+            insecure=config.insecure_skip_tls_verify,
+            server_hostname=config.tls_server_name,
+            proxy_url=config.proxy_url,
+            pool_maxsize=pool_maxsize,
+            headers={
+                "User-Agent": f"kubesync/{__version__}",
+                "Accept": "application/json",
+                "Accept-Encoding": "identity" if config.disable_compression else "gzip",
+            },
+        )
+
+    @classmethod
+    def from_config(cls, config: Optional[Config] = None, **options: Any) -> Client:
+        """A client for ``config``, or for ``Config.infer()`` when None."""
+        return cls(Config.infer() if config is None else config, **options)
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @property
+    def default_namespace(self) -> str:
+        """The namespace of the config's context (``default`` if it names none)."""
+        return self._config.namespace
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        body: Any = None,
+        content_type: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: Optional[Timeout] = None,
+    ) -> Any:
+        """Call ``path`` (absolute, e.g. ``/api/v1/namespaces``) and decode the JSON answer.
+
+        ``body`` is bytes (sent as is) or a JSON-able value (a ``str`` is encoded as a JSON
+        string); ``content_type`` defaults to ``application/json``. Returns None for an
+        empty body.
+        """
+        response = self._send(
+            method, path, params, body, content_type, headers, timeout, stream=False
+        )
+        data = response.content()
+        if not data:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise DecodeError(
+                f"the answer to {method} {response.url} is not JSON ({kind})"
+            ) from None
+
+    def request_text(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        timeout: Optional[Timeout] = None,
+    ) -> str:
+        """Call ``path`` and return the answer as text (e.g. a pod's log)."""
+        response = self._send(method, path, params, None, None, _ACCEPT_ANY, timeout, stream=False)
+        return response.content().decode("utf-8", "replace")
+
+    def stream_lines(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params = None,
+        timeout: Optional[Timeout] = None,
+    ) -> LineStream:
+        """Start a streaming call (a watch, ``follow`` logs) and return its ``LineStream``.
+
+        Use it as ``with client.stream_lines(...) as lines: for line in lines: ...``. The
+        read timeout defaults to the ``timeoutSeconds`` param plus a margin, so a quiet
+        watch is not cut before the server ends it. Errors before the first byte (status,
+        connection) raise here, after retries as for GET.
+        """
+        response = self._send(
+            method,
+            path,
+            params,
+            None,
+            None,
+            _ACCEPT_ANY,
+            self._stream_timeout(params, timeout),
+            stream=True,
+        )
+        return LineStream(response)
+
+    def close(self) -> None:
+        """Close all pooled connections; further calls raise ``UsageError``."""
+        self._closed = True
+        self._transport.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        c = self._config
+        return f"Client(server={c.server!r}, context={c.context!r}, auth={c.auth!r})"
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Params,
+        body: Any,
+        content_type: Optional[str],
+        headers: Optional[Mapping[str, str]],
+        timeout: Optional[Timeout],
+        *,
+        stream: bool,
+    ) -> Response:
+        if self._closed:
+            raise UsageError("the client is closed")
+        if not path.startswith("/"):
+            raise UsageError(f"path must be an absolute API path starting with '/': {path!r}")
+        method = method.upper()
+        url = self._config.server + path
+        data: Optional[bytes] = None
+        request_headers = dict(self._headers)
+        if body is not None:
+            data = bytes(body) if isinstance(body, (bytes, bytearray)) else json.dumps(body)
+            request_headers["Content-Type"] = content_type or "application/json"
+        request_headers.update(headers or {})
+        query = _query(params)
+        attempt, refreshed = 0, False
+        while True:
+            creds = self._credentials()
+            error: KubeError
+            try:
+                response = self._transport.send(
+                    method,
+                    url,
+                    params=query,
+                    body=data,
+                    headers={**request_headers, **creds.headers},
+                    multi_headers=self._multi_headers,
+                    timeout=self._timeout if timeout is None else _pair(timeout),
+                    stream=stream,
+                )
+            except TransportError as exc:
+                error = exc
+            else:
+                logger.debug("%s %s -> %d", method, url, response.status)
+                self._report_warnings(response)
+                if response.ok:
+                    return response
+                error = response.error()
+                if response.status == 401 and self._config.auth is not None and not refreshed:
+                    refreshed = True  # once: fresh credentials, then the same call again
+                    if self._config.auth.refresh(creds):
+                        logger.info("%s %s: 401, retrying with refreshed credentials", method, url)
+                        continue
+            delay = self._retry.delay(attempt, method, error)
+            if delay is None:
+                raise error
+            attempt += 1
+            logger.info(
+                "%s %s failed (%s); retry %d of %d in %.2f s",
+                method,
+                url,
+                error,
+                attempt,
+                self._retry.retries,
+                delay,
+            )
+            self._retry.sleep(delay)
+
+    def _credentials(self) -> Credentials:
+        auth = self._config.auth
+        if auth is None:
+            return _NO_CREDENTIALS
+        creds = auth.credentials()
+        cert = creds.client_cert
+        if cert is not None and cert != self._cert_in_use:
+            with self._lock:  # an exec plugin handed out a (new) client certificate
+                if cert != self._cert_in_use:
+                    self._transport.set_ssl_context(self._ssl_context(cert))
+                    self._cert_in_use = cert
+        return creds
+
+    def _ssl_context(self, cert: Optional[tls.ClientCert]) -> Any:
+        c = self._config
+        return tls.ssl_context(
+            ca_pem=c.ca_pem,
+            client_cert=cert,
+            insecure=c.insecure_skip_tls_verify,
+            source=c.source,
+        )
+
+    def _report_warnings(self, response: Response) -> None:
+        for text in response.warnings():
+            with self._lock:
+                if text in self._warned:
+                    continue
+                if len(self._warned) < WARNINGS_REMEMBERED:
+                    self._warned.add(text)
+            logger.warning("server warning: %s", text)
+            warnings.warn(KubeWarning(text), stacklevel=5)
+
+    def _stream_timeout(self, params: Params, timeout: Optional[Timeout]) -> Tuple[float, float]:
+        if timeout is not None:
+            return _pair(timeout)
+        server_side: Any = (params or {}).get("timeoutSeconds")
+        try:
+            read = float(server_side) + WATCH_TIMEOUT_MARGIN
+        except (TypeError, ValueError):
+            read = STREAM_READ_TIMEOUT
+        return (self._timeout[0], read)
+
+
+_ACCEPT_ANY = {"Accept": "application/json, */*"}
+
+
+def _pair(timeout: Timeout) -> Tuple[float, float]:
+    if isinstance(timeout, tuple):
+        return (float(timeout[0]), float(timeout[1]))
+    return (float(timeout), float(timeout))
+
+
+def _query(params: Params) -> List[Tuple[str, str]]:
+    """Query pairs: None dropped, booleans as ``true``/``false``, lists repeated."""
+    out: List[Tuple[str, str]] = []
+    for key, value in (params or {}).items():
+        values: Sequence[Any] = value if isinstance(value, (list, tuple)) else [value]
+        for v in values:
+            if v is None:
+                continue
+            out.append((key, ("true" if v else "false") if isinstance(v, bool) else str(v)))
+    return out
+
+
+def _impersonation_headers(
+    imp: Optional[Impersonation],
+) -> Tuple[Dict[str, str], List[Tuple[str, str]]]:
+    """Impersonate-* headers: single-valued ones, and those that repeat per value."""
+    if imp is None:
+        return {}, []
+    single: Dict[str, str] = {}
+    if imp.user:
+        single["Impersonate-User"] = imp.user
+    if imp.uid:
+        single["Impersonate-Uid"] = imp.uid
+    multi = [("Impersonate-Group", g) for g in imp.groups]
+    for key, values in imp.extra.items():
+        name = "Impersonate-Extra-" + quote(key, safe=_HEADER_TOKEN_SAFE)
+        multi.extend((name, v) for v in values)
+    return single, multi

@@ -1,0 +1,347 @@
+"""The only module that calls requests: one Session, TLS, and the mapping of every failure.
+
+Every requests/urllib3 exception becomes a ``TransportError`` (``ConnectError``,
+``TLSError``, ``TimeoutError``, ...) here, and every error status an ``ApiError`` subclass,
+so nothing of requests reaches a user. Trust comes only from the ``ssl.SSLContext`` built
+from the kubeconfig: ``trust_env`` is off (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and
+``.netrc`` are ignored) and proxies from ``HTTPS_PROXY``/``NO_PROXY`` are looked up here
+unless the kubeconfig sets ``proxy-url``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http
+import http.cookiejar
+import re
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import requests
+import requests.adapters
+import requests.exceptions
+import requests.utils
+import urllib3.exceptions
+from urllib3 import HTTPHeaderDict
+
+from kubesync.core import json
+from kubesync.errors import (
+    ApiError,
+    ConnectError,
+    ConnectTimeout,
+    Status,
+    TimeoutError,
+    TLSError,
+    TransportError,
+    error_for_status,
+)
+
+__all__ = ["Response", "Timeout", "Transport"]
+
+Timeout = Union[float, Tuple[float, float]]
+
+# Pools per adapter: one per (host, TLS settings); a second appears when an exec plugin
+# hands out a new client certificate, so a few slots avoid churning live connections.
+POOLS = 4
+# How much of a non-Status error body goes into the error message.
+ERROR_BODY_SNIPPET = 500
+
+_FAILURES = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
+_USERINFO = re.compile(r"(://)[^/@\s]+@")
+# One warning in a (possibly comma-joined) Warning header: code agent "text" ["date"].
+_WARNING = re.compile(r'\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"(?:\s+"[^"]*")?')
+
+
+class _TLSAdapter(requests.adapters.HTTPAdapter):
+    """An adapter whose connections use our SSLContext and nothing requests adds to it."""
+
+    def __init__(
+        self,
+        ssl_context: ssl.SSLContext,
+        *,
+        insecure: bool,
+        server_hostname: Optional[str],
+        pool_maxsize: int,
+    ):
+        self._ssl_context = ssl_context
+        self._insecure = insecure
+        self._server_hostname = server_hostname
+        super().__init__(pool_connections=POOLS, pool_maxsize=pool_maxsize, pool_block=False)
+
+    def tls_kwargs(self) -> Dict[str, Any]:
+        kw: Dict[str, Any] = {
+            "ssl_context": self._ssl_context,
+            "cert_reqs": "CERT_NONE" if self._insecure else "CERT_REQUIRED",
+        }
+        if self._server_hostname:  # the kubeconfig's tls-server-name: SNI and verification
+            kw["server_hostname"] = self._server_hostname
+        return kw
+
+    def set_ssl_context(self, ctx: ssl.SSLContext) -> None:
+        # The context is part of urllib3's pool key, so new requests get new connections.
+        self._ssl_context = ctx
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        # Older requests (< 2.32.2) take pool settings from here only.
+        kwargs.update(self.tls_kwargs())
+        super().init_poolmanager(*args, **kwargs)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> Any:  # (host params, pool kwargs); the stubs' TypedDicts are private
+        host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
+        return host_params, self.tls_kwargs()
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        # requests would set ca_certs (certifi or an env bundle) on the pool, which urllib3
+        # adds to our context's trust. The context already says whom to trust.
+        return None
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """The API server sets no cookies; kubectl keeps none, so neither does the shared Session."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
+class Transport:
+    """One ``requests.Session`` with our TLS adapter; ``send`` is safe from many threads."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        ssl_context: ssl.SSLContext,
+        insecure: bool = False,
+        server_hostname: Optional[str] = None,
+        proxy_url: Optional[str] = None,
+        pool_maxsize: int = 32,
+        headers: Optional[Mapping[str, str]] = None,
+    ):
+        self._adapter = _TLSAdapter(
+            ssl_context,
+            insecure=insecure,
+            server_hostname=server_hostname,
+            pool_maxsize=pool_maxsize,
+        )
+        session = requests.Session()
+        session.trust_env = False
+        session.headers.clear()
+        session.headers.update(headers or {})
+        session.cookies.set_policy(_NoCookies())
+        session.mount("https://", self._adapter)
+        session.mount("http://", self._adapter)
+        self._session = session
+        if proxy_url:  # the kubeconfig's proxy wins over the environment, NO_PROXY included
+            self.proxies: Dict[str, str] = {"http": proxy_url, "https": proxy_url}
+        else:
+            self.proxies = dict(requests.utils.get_environ_proxies(base_url))
+        self._ssl_lock = threading.Lock()
+
+    def set_ssl_context(self, ctx: ssl.SSLContext) -> None:
+        """Use ``ctx`` for new connections (an exec plugin rotated the client certificate)."""
+        with self._ssl_lock:
+            self._adapter.set_ssl_context(ctx)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Optional[Sequence[Tuple[str, str]]] = None,
+        body: Optional[bytes] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        multi_headers: Sequence[Tuple[str, str]] = (),
+        timeout: Timeout,
+        stream: bool = False,
+    ) -> Response:
+        """Send one request; the body is read unless ``stream``. Raises ``TransportError``."""
+        try:
+            prepared = self._session.prepare_request(
+                requests.Request(method, url, params=params, data=body, headers=headers)
+            )
+            if multi_headers:
+                # Impersonate-Group and friends must be separate header lines; requests'
+                # header dict holds one value per name, urllib3's can hold several.
+                merged = HTTPHeaderDict(dict(prepared.headers))
+                for name, value in multi_headers:
+                    merged.add(name, value)
+                prepared.headers = merged  # type: ignore[assignment]
+            raw = self._session.send(
+                prepared,
+                stream=True,
+                timeout=timeout,
+                allow_redirects=False,
+                proxies=self.proxies,
+                verify=True,
+            )
+        except _FAILURES as exc:
+            raise transport_error(exc, method, url) from exc
+        response = Response(raw, method, url)
+        if not stream:
+            response.content()
+        return response
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._session.close()
+
+
+class Response:
+    """An HTTP answer: status and headers, the body read through our error mapping."""
+
+    def __init__(self, raw: requests.Response, method: str, url: str):
+        self._raw = raw
+        self.method = method
+        self.url = url
+        self.status: int = raw.status_code
+        self.headers: Mapping[str, str] = raw.headers
+        self._interrupted = False
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def content(self) -> bytes:
+        """The whole (decompressed) body."""
+        try:
+            return self._raw.content
+        except _FAILURES as exc:
+            self._raw.close()
+            raise transport_error(exc, self.method, self.url) from exc
+
+    def iter_lines(self) -> Iterator[bytes]:
+        """The body's non-empty lines as they arrive; ends quietly after ``interrupt()``."""
+        pending = b""
+        try:
+            # chunk_size=None: each HTTP chunk as soon as it arrives (watch events and log
+            # lines are flushed as chunks); a fixed size would wait for the buffer to fill.
+            for chunk in self._raw.iter_content(chunk_size=None):
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                yield from (line for line in lines if line)
+        except _FAILURES as exc:
+            if self._interrupted:
+                return
+            raise transport_error(exc, self.method, self.url) from exc
+        if pending and not self._interrupted:
+            yield pending
+
+    def warnings(self) -> List[str]:
+        """The texts of the server's ``Warning`` headers."""
+        raw_headers = getattr(self._raw.raw, "headers", None)
+        getlist = getattr(raw_headers, "getlist", None)
+        values = getlist("Warning") if getlist else [self.headers.get("Warning", "")]
+        texts: List[str] = []
+        for value in values:
+            found = [m.group(1).replace('\\"', '"') for m in _WARNING.finditer(value)]
+            texts.extend(found or ([value.strip()] if value.strip() else []))
+        return texts
+
+    def error(self) -> ApiError:
+        """The ``ApiError`` for this (non-2xx) answer, from its Status body if it has one."""
+        status = decode_status(self.content(), self.status, self.headers.get("Content-Type"))
+        return error_for_status(
+            status,
+            method=self.method,
+            url=self.url,
+            headers=dict(self.headers),
+            retry_after=retry_after(self.headers.get("Retry-After")),
+        )
+
+    def interrupt(self) -> None:
+        """Stop a reader blocked in ``iter_lines`` in another thread, and close."""
+        self._interrupted = True
+        conn = getattr(self._raw.raw, "connection", None) or getattr(
+            self._raw.raw, "_connection", None
+        )
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            try:
+                # Closing a socket does not wake a thread blocked reading it; shutdown does.
+                sock.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
+        self.close()
+
+    def close(self) -> None:
+        """Release the connection (a stream that was not read to its end is closed)."""
+        try:
+            self._raw.close()
+        except _FAILURES:
+            pass
+
+
+def decode_status(body: bytes, code: int, content_type: Optional[str] = None) -> Status:
+    """The server's ``Status`` from an error body; any other body gives a plain one."""
+    try:
+        doc = json.loads(body) if body else None
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and doc.get("kind") == "Status":
+        return Status.from_dict({**doc, "code": doc.get("code") or code})
+    try:
+        phrase = http.HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "Unknown"
+    text = " ".join(body[:ERROR_BODY_SNIPPET].decode("utf-8", "replace").split())
+    kind = f" ({content_type.split(';')[0]})" if content_type else ""
+    message = f"the server answered {code} {phrase} with a non-Status body{kind}"
+    return Status(
+        code=code,
+        reason=phrase.replace(" ", "").replace("-", ""),
+        message=f"{message}: {text}" if text else message,
+        status="Failure",
+    )
+
+
+def retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def transport_error(exc: BaseException, method: str, url: str) -> TransportError:
+    """Our exception for a requests/urllib3/socket failure (its text without credentials)."""
+    reason: BaseException = exc
+    if isinstance(exc, requests.exceptions.RequestException) and exc.args:
+        inner = exc.args[0]
+        if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
+            inner = inner.reason
+        if isinstance(inner, BaseException):
+            reason = inner
+    text = _USERINFO.sub(r"\1***@", str(reason) or type(reason).__name__)
+    cls: type = TransportError
+    if isinstance(exc, (requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError)):
+        cls, text = TLSError, f"TLS handshake failed: {text}"
+    elif isinstance(exc, requests.exceptions.ConnectTimeout):
+        cls, text = ConnectTimeout, f"connect timed out: {text}"
+    elif isinstance(exc, requests.exceptions.ProxyError):
+        cls, text = ConnectError, f"cannot connect through the proxy: {text}"
+    elif isinstance(
+        reason, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)
+    ) or isinstance(exc, (requests.exceptions.ReadTimeout, socket.timeout)):
+        cls, text = TimeoutError, f"read timed out: {text}"
+    elif isinstance(reason, urllib3.exceptions.NewConnectionError):
+        cls, text = ConnectError, f"cannot connect: {text}"
+    elif isinstance(exc, requests.exceptions.InvalidURL):
+        cls, text = ConnectError, f"invalid URL: {text}"
+    else:
+        text = f"connection failed: {text}"
+    error: TransportError = cls(text, method=method, url=url)
+    return error
