@@ -1,1 +1,21 @@
-"""models."""
+"""Generated models, one module per API group/version (``core_v1``, ``apps_v1``, ...).
+
+Submodules are imported on first attribute access (``kubesync.models.core_v1``), so
+``import kubesync`` stays cheap; ``from kubesync.models.core_v1 import Pod`` works as
+usual. ``scripts/gen_models.py`` regenerates them; never edit them by hand.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+
+def __getattr__(name: str) -> ModuleType:
+    if not name.startswith("_"):
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

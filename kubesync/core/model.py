@@ -1,0 +1,176 @@
+"""``Model``, the base of every generated class, and the tables they are built from.
+
+A model decoded from JSON is a thin typed view: it keeps the source mapping and converts
+a field on first read (``kubesync.core.convert`` does the work), so decoding a LIST costs
+almost nothing and encoding gives back exactly what came in, unknown fields included.
+
+Generated modules hold tables, not class statements: ``define_models`` turns a table
+entry into an attrs class the first time the name is looked up, because building ~200
+attrs classes up front costs ~0.3 ms each. Their ``.pyi`` files carry the typed
+declarations for mypy and editors.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import threading
+from typing import (
+    Annotated,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
+
+import attrs
+
+from kubesync.core.resource import ApiResource
+
+__all__ = [
+    "API_REFERENCE",
+    "JSON_NAME",
+    "IntOrString",
+    "MicroTime",
+    "Model",
+    "Quantity",
+    "Time",
+    "TimeFormat",
+    "define_models",
+]
+
+API_REFERENCE = "https://kubernetes.io/docs/reference/kubernetes-api/"
+
+#: The attrs field metadata key holding a field's JSON name (when it is not the
+#: camelCase of the attribute name).
+JSON_NAME = "kubesync.json"
+
+
+@attrs.frozen
+class TimeFormat:
+    """How a datetime field is written: ``Time`` in seconds, ``MicroTime`` in microseconds."""
+
+    micro: bool
+
+
+#: meta/v1 Time: RFC 3339, seconds, UTC (``2024-05-01T10:00:00Z``); a tz-aware datetime.
+Time = Annotated[datetime.datetime, TimeFormat(micro=False)]
+#: meta/v1 MicroTime: RFC 3339 with microseconds (``2024-05-01T10:00:00.123456Z``).
+MicroTime = Annotated[datetime.datetime, TimeFormat(micro=True)]
+#: intstr.IntOrString: a port number or name, a count or a percentage.
+IntOrString = Union[int, str]
+#: resource.Quantity as the server writes it (``500m``, ``1Gi``); see ``parse_quantity``.
+Quantity = str
+
+
+class _Located:
+    # Where a lazily decoded object sits in its top-level object, for error messages:
+    # None for a top-level object, else (parent location or top class, json name[, index]).
+    # A plain slot, not an attrs field: it is bookkeeping, not data.
+    __slots__ = ("_kube_at",)
+    _kube_at: Any
+
+
+@attrs.define(slots=True, kw_only=True, repr=False)
+class Model(_Located):
+    """Base of every model: an attrs class whose fields read through to decoded JSON.
+
+    ``None`` means absent. Objects decoded from the server share the source mapping:
+    ``copy.deepcopy(obj)`` gives a private copy cheaply (via its JSON form).
+    """
+
+    _kube_raw: Optional[Dict[str, Any]] = attrs.field(
+        default=None, eq=False, repr=False, alias="_kube_raw"
+    )
+
+    def __repr__(self) -> str:
+        return _convert.model_repr(self)
+
+    def __copy__(self) -> Any:
+        return attrs.evolve(self)
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> Any:
+        return _convert.decode(type(self), _convert.json_copy(_convert.encode(self)))
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_convert.decode, (type(self), _convert.encode(self)))
+
+    def _repr_html_(self) -> str:
+        from kubesync.core.display import object_html
+
+        return object_html(self)
+
+
+# -- lazy model modules -------------------------------------------------------------------
+
+#: One field row of a generated table: attribute, JSON name, annotation, required.
+FieldRow = Tuple[str, str, str, bool]
+#: A generated table entry: (apiVersion, kind) when the class has exactly one,
+#: resource (plural, namespaced, verbs, subresources, short names) for top-level kinds,
+#: and the field rows.
+Entry = Tuple[
+    Optional[Tuple[str, str]],
+    Optional[Tuple[str, bool, Tuple[str, ...], Tuple[str, ...], Tuple[str, ...]]],
+    Tuple[FieldRow, ...],
+]
+
+# One lock for all class building: two threads asking for the same name must get the same
+# class object, or isinstance() would fail between them.
+_BUILD_LOCK = threading.RLock()
+
+
+def define_models(
+    module: str, group_version: str, table: Mapping[str, Entry]
+) -> Tuple[Callable[[str], type], Callable[[], List[str]], Tuple[str, ...]]:
+    """The ``__getattr__``, ``__dir__`` and ``__all__`` of a generated models module."""
+
+    def __getattr__(name: str) -> type:
+        entry = table.get(name)
+        if entry is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        namespace = sys.modules[module].__dict__
+        with _BUILD_LOCK:
+            cls = namespace.get(name)
+            if cls is None:
+                cls = namespace[name] = _build_class(module, group_version, name, entry)
+        return cls
+
+    def __dir__() -> List[str]:
+        return sorted(set(sys.modules[module].__dict__) | set(table))
+
+    return __getattr__, __dir__, tuple(sorted(table))
+
+
+def _build_class(module: str, group_version: str, name: str, entry: Entry) -> type:
+    gvk, resource, rows = entry
+    annotations: Dict[str, str] = {}
+    body: Dict[str, Any] = {
+        "__module__": module,
+        "__qualname__": name,
+        "__doc__": f"{group_version} {name}; see {API_REFERENCE}",
+        "__annotations__": annotations,
+    }
+    defaults = {"api_version": gvk[0], "kind": gvk[1]} if gvk else {}
+    for attr, json_name, annotation, required in rows:
+        annotations[attr] = annotation if required else f"Optional[{annotation}]"
+        body[attr] = attrs.field(
+            default=attrs.NOTHING if required else defaults.get(attr),
+            metadata={JSON_NAME: json_name},
+        )
+    if resource is not None and gvk is not None:
+        group, _, version = gvk[0].rpartition("/")
+        plural, namespaced, verbs, subresources, short_names = resource
+        body["api_resource"] = ApiResource(
+            group, version, gvk[1], plural, namespaced, verbs, subresources, short_names
+        )
+    cls = type(name, (Model,), body)
+    return attrs.define(slots=True, kw_only=True, repr=False)(cls)
+
+
+# Bottom import: convert needs Model defined (and installs Model.__getattr__, the lazy
+# read); Model's methods need convert.
+from kubesync.core import convert as _convert  # noqa: E402
