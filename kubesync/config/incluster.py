@@ -28,9 +28,10 @@ def available(env: Optional[Mapping[str, str]] = None) -> bool:
     return bool(env.get(HOST_ENV))
 
 
-def load(env: Optional[Mapping[str, str]] = None, folder: str = SERVICE_ACCOUNT_DIR) -> Config:
+def load(env: Optional[Mapping[str, str]] = None, folder: Optional[str] = None) -> Config:
     """The ``Config`` of this pod's service account (``env`` and ``folder`` for tests)."""
     env = os.environ if env is None else env
+    folder = SERVICE_ACCOUNT_DIR if folder is None else folder
     host, port = env.get(HOST_ENV, ""), env.get(PORT_ENV, "")
     for name, value in ((HOST_ENV, host), (PORT_ENV, port)):
         if not value:

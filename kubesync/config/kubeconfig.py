@@ -114,7 +114,7 @@ class _Section:
         if value is None:
             return None
         value = os.path.expanduser(value)
-        return os.path.join(os.path.dirname(os.path.abspath(self.file)), value)
+        return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(self.file)), value))
 
     def read_bytes(self, name: str) -> Optional[bytes]:
         path = self.path(name)
