@@ -274,6 +274,7 @@ class Client:
         path: str,
         *,
         params: Params = None,
+        headers: Optional[Mapping[str, str]] = None,
         timeout: Optional[Timeout] = None,
     ) -> LineStream:
         """Start a streaming call (a watch, ``follow`` logs) and return its ``LineStream``.
@@ -289,7 +290,7 @@ class Client:
             params,
             None,
             None,
-            _ACCEPT_ANY,
+            {**_ACCEPT_ANY, **(headers or {})},
             self._stream_timeout(params, timeout),
             stream=True,
         )
