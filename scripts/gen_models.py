@@ -400,21 +400,33 @@ def render_stub(spec: Spec, module: str, classes: List[Klass], uses: Iterable[st
     return "\n".join(out) + "\n"
 
 
+def render_index(spec: Spec, modules: Dict[str, Tuple[List[Klass], Set[str]]]) -> str:
+    """``_index.py``: (apiVersion, kind) -> module, so a class is found without importing
+    every module (``kubesync.models.model_for``)."""
+    rows = sorted((k.gvk, module) for module, (classes, _) in modules.items()
+                  for k in classes if k.gvk)
+    out = [header(spec), '"""Which module holds the model of each (apiVersion, kind)."""', "",
+           "KINDS = {"]
+    out += [f"    {gvk!r}: {module!r}," for gvk, module in rows]
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
 def generate(spec_path: Path, out_dir: Path) -> List[Path]:
     """Write the models into ``out_dir``; remove generated files no longer produced."""
     spec = Spec(spec_path)
     modules = collect(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    files = [("_index.py", render_index(spec, modules))]
     for module, (classes, uses) in sorted(modules.items()):
-        for suffix, text in (
-            (".py", render_runtime(spec, module, classes)),
-            (".pyi", render_stub(spec, module, classes, uses)),
-        ):
-            path = out_dir / f"{module}{suffix}"
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                path.write_text(text, encoding="utf-8")
-            written.append(path)
+        files.append((f"{module}.py", render_runtime(spec, module, classes)))
+        files.append((f"{module}.pyi", render_stub(spec, module, classes, uses)))
+    written = []
+    for name, text in files:
+        path = out_dir / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        written.append(path)
     for stale in sorted(out_dir.glob("*.py*")):
         if stale not in written and stale.read_text(encoding="utf-8").startswith(GENERATED_MARK):
             stale.unlink()

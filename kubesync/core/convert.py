@@ -72,11 +72,12 @@ M = TypeVar("M", bound=Model)
 _UTC = datetime.timezone.utc
 _new = object.__new__
 
-# A location: None (top level), or (parent location or top-level class, json name) for a
-# field, or (parent location or class, json name, index or key) for an item of one.
+# Where a value sits, for error messages: the top-level class (or kind name), then one
+# tuple per step: (parent, json name) for a field, (parent, index or key, None) for an item.
+# Tuples, not strings: the path is only spelled out when an error is raised.
 Loc = Any
-# A field decoder: (JSON value, parent location, json name, index) -> Python value.
-Decoder = Callable[[Any, Loc, str, Any], Any]
+# A field decoder: (JSON value, its location) -> Python value.
+Decoder = Callable[[Any, Loc], Any]
 Encoder = Callable[[Any], Any]
 
 
@@ -131,22 +132,17 @@ def _kind_name(root: Any) -> Optional[str]:
     return None
 
 
-def _segment(key: str, index: Any) -> str:
-    return key if index is None else f"{key}[{index}]"
-
-
-def location(loc: Loc, key: Optional[str] = None, index: Any = None) -> Tuple[Optional[str], str]:
+def location(loc: Loc) -> Tuple[Optional[str], str]:
     """(kind, field path) of a location, e.g. ``("Pod", "spec.containers[0].ports")``."""
-    parts = [] if key is None else [_segment(key, index)]
+    parts = []
     while isinstance(loc, tuple):
-        parts.append(_segment(loc[1], loc[2] if len(loc) == 3 else None))
+        parts.append(f".{loc[1]}" if len(loc) == 2 else f"[{loc[1]}]")
         loc = loc[0]
-    path = ".".join(reversed(parts)).replace(".[", "[")
-    return _kind_name(loc), path
+    return _kind_name(loc), "".join(reversed(parts)).lstrip(".")
 
 
-def _error(loc: Loc, key: Optional[str], index: Any, message: str) -> DecodeError:
-    kind, path = location(loc, key, index)
+def _error(loc: Loc, message: str) -> DecodeError:
+    kind, path = location(loc)
     return DecodeError(message, kind=kind, path=path)
 
 
@@ -163,13 +159,13 @@ def _type_name(value: Any) -> str:
 # -- codecs -----------------------------------------------------------------------------
 
 
-def _decode_time(value: Any, ploc: Loc, key: str, index: Any) -> datetime.datetime:
+def _decode_time(value: Any, loc: Loc) -> datetime.datetime:
     if isinstance(value, str):
         try:
             return parse_time(value)
         except ValueError:
             pass
-    raise _error(ploc, key, index, f"expected an RFC 3339 time, got {value!r}")
+    raise _error(loc, f"expected an RFC 3339 time, got {value!r}")
 
 
 def _encoder_time(micro: Optional[bool]) -> Encoder:
@@ -187,41 +183,37 @@ def _encode_any(value: Any) -> Any:
 
 
 def _model_decoder(cls: type) -> Decoder:
-    def dec(value: Any, ploc: Loc, key: str, index: Any) -> Any:
+    def dec(value: Any, loc: Loc) -> Any:
         if value.__class__ is not dict and not isinstance(value, dict):
-            raise _error(ploc, key, index, f"expected an object, got {_type_name(value)}")
+            raise _error(loc, f"expected an object, got {_type_name(value)}")
         obj: Any = _new(cls)
         obj._kube_raw = value
-        obj._kube_at = (ploc, key) if index is None else (ploc, key, index)
+        obj._kube_at = loc
         return obj
 
     return dec
 
 
-def _dynamic_decoder(value: Any, ploc: Loc, key: str, index: Any) -> Any:
+def _dynamic_decoder(value: Any, loc: Loc) -> Any:
     if not isinstance(value, dict):
-        raise _error(ploc, key, index, f"expected an object, got {_type_name(value)}")
+        raise _error(loc, f"expected an object, got {_type_name(value)}")
     return _dynamic.DynamicObject(value)
 
 
 def _list_decoder(item: Decoder) -> Decoder:
-    def dec(value: Any, ploc: Loc, key: str, index: Any) -> Any:
+    def dec(value: Any, loc: Loc) -> Any:
         if not isinstance(value, list):
-            raise _error(ploc, key, index, f"expected an array, got {_type_name(value)}")
-        if index is not None:  # a list in a list: its items hang off the inner list
-            ploc, key = (ploc, key, index), ""
-        return [item(x, ploc, key, i) for i, x in enumerate(value)]
+            raise _error(loc, f"expected an array, got {_type_name(value)}")
+        return [item(x, (loc, i, None)) for i, x in enumerate(value)]
 
     return dec
 
 
 def _dict_decoder(item: Decoder) -> Decoder:
-    def dec(value: Any, ploc: Loc, key: str, index: Any) -> Any:
+    def dec(value: Any, loc: Loc) -> Any:
         if not isinstance(value, dict):
-            raise _error(ploc, key, index, f"expected an object, got {_type_name(value)}")
-        if index is not None:
-            ploc, key = (ploc, key, index), ""
-        return {k: item(x, ploc, key, k) for k, x in value.items()}
+            raise _error(loc, f"expected an object, got {_type_name(value)}")
+        return {k: item(x, (loc, k, None)) for k, x in value.items()}
 
     return dec
 
@@ -237,11 +229,11 @@ def _dict_encoder(item: Encoder) -> Encoder:
 
 
 def _cattrs_decoder(tp: Any) -> Decoder:
-    def dec(value: Any, ploc: Loc, key: str, index: Any) -> Any:
+    def dec(value: Any, loc: Loc) -> Any:
         try:
             return _get_converter().structure(value, tp)
         except Exception as e:  # cattrs raises many kinds; all mean "does not fit"
-            raise _error(ploc, key, index, f"does not fit {tp!r}: {e}") from e
+            raise _error(loc, f"does not fit {tp!r}: {e}") from e
 
     return dec
 
@@ -381,12 +373,15 @@ class Field:
     """One model field in a plan: names, slot access, and its codec (resolved lazily)."""
 
     __slots__ = ("annotation", "check", "dec", "enc", "get", "json", "name", "owner", "ready",
-                 "set", "time", "type")
+                 "set", "time", "top", "type")
 
     def __init__(self, owner: type, name: str, json_name: str, slot: Any, annotation: Any):
         self.owner = owner
         self.name = name
         self.json = json_name
+        # The location of this field's value in a top-level object: made once, so decoding
+        # metadata/spec/status of a LIST's items allocates nothing for error reporting.
+        self.top = (owner, json_name)
         self.get = slot.__get__
         self.set = slot.__set__
         self.annotation = annotation
@@ -474,10 +469,10 @@ def lazy_getattr(self: Any, name: str) -> Any:
             f.resolve()
         if f.dec is not None:
             at = self._kube_at
-            value = f.dec(value, cls if at is None else at, f.json, None)
+            value = f.dec(value, f.top if at is None else (at, f.json))
         elif f.check is not None and not isinstance(value, f.check):
             at = self._kube_at
-            raise _error(cls if at is None else at, f.json, None,
+            raise _error(f.top if at is None else (at, f.json),
                          f"expected {_expected(f.check)}, got {_type_name(value)}")
     f.set(self, value)
     return value
@@ -635,43 +630,40 @@ def _validate_model(obj: Any) -> None:
         if not f.ready:
             f.resolve()
         at = obj._kube_at
-        _validate_value(value, _strip_optional(f.type), obj.__class__ if at is None else at,
-                        f.json, None)
+        _validate_value(value, f.type, f.top if at is None else (at, f.json))
 
 
-def _validate_value(value: Any, tp: Any, ploc: Loc, key: str, index: Any) -> None:
+def _validate_value(value: Any, tp: Any, loc: Loc) -> None:
     if value is None:
         return
     tp = _strip_optional(tp)
+    if get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
     origin = get_origin(tp)
-    if origin is Annotated:
-        tp, origin = get_args(tp)[0], None
     if isinstance(value, Model):
         _validate_model(value)
         return
     if tp is Any or tp is object or isinstance(value, _dynamic.DynamicObject):
         return
-    inner = (ploc, key, index) if index is not None else None
     if origin in (list, List) or origin in _SEQUENCES:
         if not isinstance(value, list):
-            raise _error(ploc, key, index, f"expected an array, got {_type_name(value)}")
+            raise _error(loc, f"expected an array, got {_type_name(value)}")
         (item_type,) = get_args(tp) or (Any,)
         for i, x in enumerate(value):
-            _validate_value(x, item_type, inner or ploc, "" if inner else key, i)
+            _validate_value(x, item_type, (loc, i, None))
         return
     if origin in (dict, Dict) or origin in _MAPPINGS:
         if not isinstance(value, dict):
-            raise _error(ploc, key, index, f"expected an object, got {_type_name(value)}")
+            raise _error(loc, f"expected an object, got {_type_name(value)}")
         args = get_args(tp)
         for k, x in value.items():
-            _validate_value(x, args[1] if len(args) == 2 else Any, inner or ploc,
-                            "" if inner else key, k)
+            _validate_value(x, args[1] if len(args) == 2 else Any, (loc, k, None))
         return
+    if isinstance(tp, type) and issubclass(tp, Model):
+        raise _error(loc, f"expected an object, got {_type_name(value)}")
     check = codec_for(tp).check
     if check is not None and not isinstance(value, check):
-        raise _error(ploc, key, index, f"expected {_expected(check)}, got {_type_name(value)}")
-    if isinstance(tp, type) and issubclass(tp, Model):
-        raise _error(ploc, key, index, f"expected an object, got {_type_name(value)}")
+        raise _error(loc, f"expected {_expected(check)}, got {_type_name(value)}")
 
 
 def drop_field(obj: Any, name: str) -> None:

@@ -50,7 +50,7 @@ class DynamicObject(MutableMapping[str, Any]):
             raw = self._data.get("metadata")
             if isinstance(raw, dict):
                 meta = _convert.decode(ObjectMeta, raw)
-                meta._kube_at = (self.kind or "DynamicObject", "metadata")
+                meta._kube_at = (self.kind or "DynamicObject", "metadata")  # for errors
             else:
                 meta = ObjectMeta()
             self._metadata = meta

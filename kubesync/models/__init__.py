@@ -9,6 +9,21 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Optional
+
+__all__ = ["model_for"]
+
+
+def model_for(api_version: str, kind: str) -> Optional[type]:
+    """The model class of ``(apiVersion, kind)``, e.g. ``("apps/v1", "Deployment")``;
+    None when there is none (custom resources, versions newer or older than ours)."""
+    from kubesync.models._index import KINDS
+
+    module = KINDS.get((api_version, kind))
+    if module is None:
+        return None
+    cls: type = getattr(importlib.import_module(f"{__name__}.{module}"), kind)
+    return cls
 
 
 def __getattr__(name: str) -> ModuleType:

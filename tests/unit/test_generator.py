@@ -17,6 +17,8 @@ MODELS = ROOT / "kubesync" / "models"
 sys.path.insert(0, str(ROOT / "scripts"))
 import gen_models  # noqa: E402
 
+from kubesync.models import model_for  # noqa: E402
+
 sys.path.pop(0)
 
 
@@ -92,27 +94,27 @@ def resource_kinds(spec):
     return kinds
 
 
-def model_class(group, version, kind):
-    for module in sorted(p.stem for p in MODELS.glob("*.py") if p.stem != "__init__"):
-        mod = importlib.import_module(f"kubesync.models.{module}")
-        if kind in mod.__all__:
-            resource = getattr(getattr(mod, kind), "api_resource", None)
-            if resource is not None and (resource.group, resource.version) == (group, version):
-                return getattr(mod, kind)
-    return None
-
-
 def test_every_kind_in_the_spec_has_a_model_with_its_resource(spec):
     kinds = resource_kinds(spec)
     assert len({k[:3] for k in kinds}) > 90
     namespaced = {k[:4] for k in kinds if k[4]}
     for group, version, kind, plural, _ in sorted(kinds):
-        cls = model_class(group, version, kind)
+        cls = model_for(f"{group}/{version}" if group else version, kind)
         assert cls is not None, (group, version, kind)
         r = cls.api_resource
         assert (r.kind, r.plural) == (kind, plural)
         assert r.namespaced == ((group, version, kind, plural) in namespaced)
         assert r.verbs, kind
+
+
+def test_model_for_finds_classes_by_api_version_and_kind():
+    from kubesync.models.core_v1 import Pod
+    from kubesync.models.policy_v1 import Eviction
+
+    assert model_for("v1", "Pod") is Pod
+    assert model_for("policy/v1", "Eviction") is Eviction
+    assert model_for("example.com/v1", "Widget") is None
+    assert model_for("apps/v1beta1", "Deployment") is None
 
 
 def test_resource_details_come_from_the_paths():
