@@ -20,6 +20,7 @@ from typing import (
     Set,
     Tuple,
     Type,
+    TypeVar,
     Union,
 )
 from urllib.parse import quote
@@ -117,7 +118,28 @@ class RetryPolicy:
         return self.backoff(attempt) if read else None
 
 
-class LineStream:
+_Self = TypeVar("_Self", bound="_ClosedOnExit")
+
+
+class _ClosedOnExit:
+    """``with obj:`` calls ``obj.close()`` on the way out."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+class LineStream(_ClosedOnExit):
     """The lines of a streaming answer (a watch, a followed log), as bytes without ``\\n``.
 
     Iterate it; use it as a context manager (closing on exit). ``close()`` may be called
@@ -147,19 +169,8 @@ class LineStream:
         self._closed = True
         self._response.interrupt()
 
-    def __enter__(self) -> LineStream:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-
-class Client:
+class Client(_ClosedOnExit):
     """A connection to one API server, built from a ``Config``.
 
     Thread-safety: one ``Client`` is meant to be shared. ``request``, ``request_text`` and
@@ -300,17 +311,6 @@ class Client:
         """Close all pooled connections; further calls raise ``UsageError``."""
         self._closed = True
         self._transport.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         c = self._config

@@ -25,7 +25,7 @@ import requests.adapters
 import requests.exceptions
 import requests.utils
 import urllib3.exceptions
-from urllib3 import HTTPHeaderDict
+from urllib3._collections import HTTPHeaderDict  # urllib3.HTTPHeaderDict only from 2.0
 
 from kubesync.core import json
 from kubesync.errors import (

@@ -195,29 +195,20 @@ def test_stream_start_errors_raise_before_the_stream_is_returned(h: Harness) -> 
 # -- errors --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("code", "reason", "cls"),
-    [
-        (400, "BadRequest", errors.BadRequest),
-        (401, "Unauthorized", errors.Unauthorized),
-        (403, "Forbidden", errors.Forbidden),
-        (404, "NotFound", errors.NotFound),
-        (409, "AlreadyExists", errors.AlreadyExists),
-        (409, "Conflict", errors.Conflict),
-        (410, "Expired", errors.Gone),
-        (422, "Invalid", errors.Invalid),
-        (429, "TooManyRequests", errors.TooManyRequests),
-        (500, "InternalError", errors.ServerError),
-    ],
-)
-def test_status_answers_raise_their_error_class(
-    h: Harness, code: int, reason: str, cls: type
-) -> None:
+STATUSES = [(400, "BadRequest"), (401, "Unauthorized"), (403, "Forbidden"), (404, "NotFound")]
+STATUSES += [(409, "AlreadyExists"), (409, "Conflict"), (410, "Expired"), (422, "Invalid")]
+STATUSES += [(429, "TooManyRequests"), (500, "InternalError")]
+
+
+@pytest.mark.parametrize(("code", "reason"), STATUSES)
+def test_status_answers_raise_their_error_class(h: Harness, code: int, reason: str) -> None:
     h.rsps.post(
         NS_URL, status=code, json=status_body(code, reason, "why"), headers={"Audit-Id": "a1"}
     )
-    with pytest.raises(cls) as info:
+    with pytest.raises(errors.ApiError) as info:
         h.client(retries=0).request("POST", "/api/v1/namespaces", body={})
+    # the class mapping itself is test_errors.py's; here: the body reached it intact
+    assert type(info.value) is type(errors.error_for_status(errors.Status(code, reason)))
     err = info.value
     assert (err.code, err.reason, err.message) == (code, reason, "why")
     assert (err.method, err.url) == ("POST", NS_URL)
