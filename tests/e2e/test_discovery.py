@@ -1,0 +1,117 @@
+"""Discovery against the local cluster: every name form resolves, CRDs included."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from kubesync.client.discovery import Discovery
+from kubesync.errors import NotFound, UsageError
+from kubesync.models import model_for
+
+pytestmark = pytest.mark.e2e
+
+GROUP = "discovery.e2e.kubesync.dev"
+
+
+@pytest.fixture(scope="module")
+def discovery(kube_client: Any) -> Discovery:
+    return Discovery(kube_client)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["deploy", "deployments", "Deployment", "deployment", "deployment.apps",
+     "deployments.v1.apps", "apps/v1/deployments", "apps/deployments"],
+)
+def test_every_form_resolves_against_the_server(discovery: Discovery, name: str):
+    r = discovery.resolve(name)
+    assert (r.group, r.version, r.kind, r.plural, r.namespaced) == (
+        "apps", "v1", "Deployment", "deployments", True)
+    assert {"scale", "status"} <= set(r.subresources)
+    assert "deploy" in r.short_names and "watch" in r.verbs
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "group"),
+    [("po", "Pod", ""), ("svc", "Service", ""), ("cm", "ConfigMap", ""), ("ns", "Namespace", ""),
+     ("v1/nodes", "Node", ""), ("clusterroles.rbac.authorization.k8s.io", "ClusterRole",
+                               "rbac.authorization.k8s.io"),
+     ("crd", "CustomResourceDefinition", "apiextensions.k8s.io"), ("events", "Event", ""),
+     ("lease", "Lease", "coordination.k8s.io")],
+)
+def test_common_names(discovery: Discovery, name: str, kind: str, group: str):
+    r = discovery.resolve(name)
+    assert (r.kind, r.group) == (kind, group)
+
+
+def test_resources_agree_with_the_models(discovery: Discovery):
+    # What the generator read from the 1.36 spec matches what a 1.20 server reports,
+    # for kinds both know: plural and scope.
+    checked = 0
+    for r in discovery.resources():
+        cls = model_for(r.api_version, r.kind)
+        if cls is not None and getattr(cls, "api_resource", None) is not None:
+            assert (cls.api_resource.plural, cls.api_resource.namespaced) == (
+                r.plural, r.namespaced), r.kind
+            checked += 1
+    assert checked >= 40
+    assert not discovery.failures
+
+
+def test_ambiguous_names_are_reported(discovery: Discovery):
+    # 1.20 serves Ingress in both extensions/v1beta1 and networking.k8s.io/v1.
+    with pytest.raises(UsageError, match="ambiguous"):
+        discovery.resolve("ingresses")
+    assert discovery.resolve("ingresses.networking.k8s.io").version == "v1"
+
+
+@pytest.fixture
+def create_gadgets_crd(kube_client: Any) -> Iterator[Callable[[], None]]:
+    """Calling it creates a cluster-scoped CRD and waits until it is served."""
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    created = []
+
+    def create() -> None:
+        kube_client.request("POST", path, body={
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": f"gadgets.{GROUP}"},
+            "spec": {"group": GROUP, "scope": "Cluster",
+                     "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget",
+                               "shortNames": ["gdg"]},
+                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                         "openAPIV3Schema": {"type": "object",
+                                             "x-kubernetes-preserve-unknown-fields": True}},
+                         "subresources": {"status": {}}}]},
+        })
+        created.append(True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                kube_client.request("GET", f"/apis/{GROUP}/v1")
+                return
+            except NotFound:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+
+    yield create
+    if created:
+        kube_client.request("DELETE", f"{path}/gadgets.{GROUP}")
+
+
+def test_custom_resources_resolve_after_refresh(
+        kube_client: Any, create_gadgets_crd: Callable[[], None]):
+    d = Discovery(kube_client)
+    with pytest.raises(UsageError, match="no resource"):
+        d.resolve("gdg")
+    create_gadgets_crd()
+    with pytest.raises(UsageError):  # cached: the new group is not seen yet
+        d.resolve("gdg")
+    d.refresh()
+    for name in ("gdg", "gadgets", "Gadget", f"gadget.{GROUP}", f"{GROUP}/v1/gadgets"):
+        r = d.resolve(name)
+        assert (r.group, r.kind, r.namespaced, r.subresources) == (
+            GROUP, "Gadget", False, ("status",))
