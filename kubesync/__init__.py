@@ -4,7 +4,13 @@ import logging
 
 from kubesync._version import __version__
 from kubesync.client import Client
+from kubesync.client.api import Api
+from kubesync.client.discovery import Discovery
 from kubesync.config import Config
+from kubesync.core.convert import ObjectList
+from kubesync.core.dynamic import DynamicObject
+from kubesync.core.params import LabelSelector, Patch
+from kubesync.core.resource import ApiResource
 from kubesync.errors import (
     AlreadyExists,
     ApiError,
@@ -24,17 +30,24 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "AlreadyExists",
+    "Api",
     "ApiError",
+    "ApiResource",
     "Client",
     "Config",
     "ConfigError",
     "Conflict",
     "DecodeError",
+    "Discovery",
+    "DynamicObject",
     "Forbidden",
     "Gone",
     "Invalid",
     "KubeError",
+    "LabelSelector",
     "NotFound",
+    "ObjectList",
+    "Patch",
     "TransportError",
     "Unauthorized",
     "__version__",

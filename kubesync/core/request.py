@@ -71,14 +71,14 @@ class RequestBuilder:
         return Request("GET", self._path(), params.query(), accept=accept)
 
     def watch(self, params: ListParams, *, bookmarks: bool = True,
-              send_initial_events: bool = False) -> Request:
+              send_initial_events: bool = False, accept: Optional[str] = None) -> Request:
         q = params.query()
         q["watch"] = "1"
         if bookmarks:
             q["allowWatchBookmarks"] = "true"
         if send_initial_events:
             q["sendInitialEvents"] = "true"
-        return Request("GET", self._path(), q)
+        return Request("GET", self._path(), q, accept=accept)
 
     # -- writes --------------------------------------------------------------------------
 

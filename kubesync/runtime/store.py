@@ -48,7 +48,7 @@ def private_copy(obj: K) -> K:
 
     from kubesync.core.convert import decode, encode
 
-    return decode(type(obj), copy.deepcopy(encode(obj)))  # type: ignore[no-any-return]
+    return decode(type(obj), copy.deepcopy(encode(obj)))
 
 
 class Store(Generic[K]):

@@ -260,8 +260,8 @@ class Watcher(Generic[K]):
         name: Optional[str] = None,
     ):
         self.api = api
-        self.config = config or WatcherConfig()
-        self.backoff = backoff or ExponentialBackoff()
+        self.config = config if config is not None else WatcherConfig()
+        self.backoff = backoff if backoff is not None else ExponentialBackoff()
         self._on_error = on_error
         self._sink = sink
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
@@ -330,7 +330,7 @@ class Watcher(Generic[K]):
                 continue
             if item is _SENTINEL:
                 return None
-            return item  # type: ignore[no-any-return]
+            return item
 
     # -- the thread -----------------------------------------------------------------------
 

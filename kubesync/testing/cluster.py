@@ -375,6 +375,10 @@ class LocalCluster:
             # On loopback the default reconciler logs an error every 10 s.
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
+            # No kubelet here, so pods never run; without this, creating a pod in a fresh
+            # namespace races the token controller ("No API token found for service
+            # account default") on Kubernetes 1.20.
+            "--disable-admission-plugins=ServiceAccount",
             "--profiling=false",
             f"--cert-dir={self.dir / 'apiserver-certs'}",
             *self._extra_args,

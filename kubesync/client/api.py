@@ -1,0 +1,541 @@
+"""``Api[K]``: the verbs of one resource type in one namespace scope. No threads here.
+
+One implementation for every kind: generated models, custom resources and
+``DynamicObject`` (give an ``ApiResource`` instead of a class). Each call is built as a
+``Request`` value by ``core.request`` and sent by the ``Client``; answers are decoded
+into the kind's model.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterator,
+    Mapping,
+    Optional,
+    Type,
+    TypeVar,
+    Union,
+    overload,
+)
+
+from kubesync.core.convert import decode, decode_list, encode
+from kubesync.core.dynamic import DynamicObject
+from kubesync.core.events import WatchEvent, parse_event
+from kubesync.core.json import loads
+from kubesync.core.params import (
+    DEFAULT_PAGE_SIZE,
+    DeleteOptions,
+    ListParams,
+    Patch,
+    Selector,
+    WriteParams,
+)
+from kubesync.core.request import (
+    ACCEPT_METADATA,
+    ACCEPT_METADATA_LIST,
+    Request,
+    RequestBuilder,
+)
+from kubesync.core.resource import ApiResource, resource_of
+from kubesync.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    Status,
+    TransportError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from kubesync.client.client import Client
+    from kubesync.core.convert import ObjectList
+    from kubesync.models.autoscaling_v1 import Scale
+    from kubesync.models.meta_v1 import PartialObjectMetadata
+
+__all__ = ["Api", "WatchStream"]
+
+K = TypeVar("K")
+
+#: RetryOnConflict: client-go's DefaultRetry tries 5 times 10 ms apart; we allow more
+#: tries with exponential backoff and jitter, because a script's read-modify-write often
+#: races with a controller (and 8 racing writers need up to 8 rounds).
+UPDATE_RETRIES = 12
+UPDATE_BACKOFF = (0.01, 1.0)
+
+
+class Api(Generic[K]):
+    """The verbs of one resource type, in one namespace or across all of them.
+
+    Thread-safe: an ``Api`` holds no mutable state; share it between threads like the
+    ``Client`` it wraps. Objects returned are the caller's own.
+    """
+
+    @overload
+    def __init__(
+        self: Api[DynamicObject], client: Client, kind: ApiResource,
+        namespace: Optional[str] = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(self, client: Client, kind: Type[K], namespace: Optional[str] = None) -> None: ...
+
+    def __init__(self, client: Client, kind: Any, namespace: Optional[str] = None) -> None:
+        if isinstance(kind, ApiResource):
+            self.resource = kind
+            self.model: Type[Any] = DynamicObject
+        elif isinstance(kind, type):
+            self.resource = resource_of(kind)
+            self.model = kind
+        else:
+            raise UsageError(
+                f"Api takes a resource class or an ApiResource, not {type(kind).__name__}"
+            )
+        if namespace is not None and not self.resource.namespaced:
+            raise UsageError(
+                f"{self.resource.kind} is cluster-scoped: it takes no namespace "
+                f"(given {namespace!r})"
+            )
+        if namespace is not None and not namespace:
+            raise UsageError("an empty namespace; use Api.all() for all namespaces")
+        self.client = client
+        self.namespace = namespace
+        self._rb = RequestBuilder(self.resource, namespace)
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def namespaced(cls, client: Client, kind: Type[K], namespace: str) -> Api[K]:
+        """An Api for one namespace of a namespaced kind."""
+        api: Api[K] = cls(client, kind, namespace)
+        if not api.resource.namespaced:
+            raise UsageError(f"{api.resource.kind} is cluster-scoped, not namespaced")
+        return api
+
+    @classmethod
+    def default_namespaced(cls, client: Client, kind: Type[K]) -> Api[K]:
+        """An Api for the config's namespace (the context's, or the pod's in-cluster)."""
+        return cls.namespaced(client, kind, client.default_namespace)
+
+    @classmethod
+    def all(cls, client: Client, kind: Type[K]) -> Api[K]:
+        """Cluster-scoped kinds; or list/watch of a namespaced kind across namespaces."""
+        return cls(client, kind, None)
+
+    def __repr__(self) -> str:
+        where = f"namespace={self.namespace!r}" if self.namespace else "all namespaces"
+        if not self.resource.namespaced:
+            where = "cluster"
+        return f"<Api {self.resource.api_version} {self.resource.plural} ({where})>"
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _send(self, req: Request, timeout: Optional[float] = None) -> Any:
+        return self.client.request(
+            req.method, req.path, params=req.query or None, body=req.body,
+            content_type=req.content_type, headers=req.headers or None, timeout=timeout,
+        )
+
+    def _decode(self, data: Any) -> K:
+        return decode(self.model, data)
+
+    def _body(self, obj: Any, *, name: Optional[str] = None) -> Dict[str, Any]:
+        """Encode ``obj`` for a write, checking its kind, name and namespace first."""
+        if isinstance(obj, Mapping) and self.model is DynamicObject:
+            body = dict(obj)
+        elif isinstance(obj, self.model):
+            body = encode(obj)
+        else:
+            raise UsageError(
+                f"this Api is for {self.resource.kind}, not {type(obj).__name__}"
+            )
+        kind = body.get("kind")
+        if kind is not None and kind != self.resource.kind:
+            raise UsageError(f"this Api is for {self.resource.kind}, the object is a {kind}")
+        body.setdefault("apiVersion", self.resource.api_version)
+        body.setdefault("kind", self.resource.kind)
+        meta = dict(body.get("metadata") or {})
+        if name is not None:
+            given = meta.get("name")
+            if given is not None and given != name:
+                raise UsageError(f"the object is named {given!r}, the call names {name!r}")
+            meta["name"] = name
+        ns = meta.get("namespace")
+        if self.resource.namespaced and ns is not None and self.namespace not in (None, ns):
+            raise UsageError(
+                f"the object is in namespace {ns!r}, this Api is for {self.namespace!r}"
+            )
+        body["metadata"] = meta
+        return body
+
+    @staticmethod
+    def _name_of(body: Mapping[str, Any]) -> str:
+        name = (body.get("metadata") or {}).get("name")
+        if not name:
+            raise UsageError("the object has no metadata.name")
+        return str(name)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def get(self, name: str) -> K:
+        """The object named ``name``; ``NotFound`` if there is none."""
+        return self._decode(self._send(self._rb.get(name)))
+
+    def get_opt(self, name: str) -> Optional[K]:
+        """The object named ``name``, or None if there is none."""
+        try:
+            return self.get(name)
+        except NotFound:
+            return None
+
+    def get_metadata(self, name: str) -> PartialObjectMetadata:
+        """Only the object's metadata (``PartialObjectMetadata``): cheap for big objects."""
+        from kubesync.models.meta_v1 import PartialObjectMetadata
+
+        data = self._send(self._rb.get(name, accept=ACCEPT_METADATA))
+        return decode(PartialObjectMetadata, data)
+
+    def list(
+        self,
+        *,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
+        limit: Optional[int] = None,
+        continue_: Optional[str] = None,
+        resource_version: Optional[str] = None,
+        resource_version_match: Optional[str] = None,
+        timeout_seconds: Optional[int] = None,
+    ) -> ObjectList[K]:
+        """One LIST call: ``items`` plus list metadata (resource_version, continue_...)."""
+        params = ListParams(label_selector, field_selector, limit, continue_,
+                            resource_version, resource_version_match, timeout_seconds)
+        return self._list(params)
+
+    def _list(self, params: ListParams) -> ObjectList[K]:
+        return decode_list(self.model, self._send(self._rb.list(params)))
+
+    def list_metadata(
+        self,
+        *,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
+        limit: Optional[int] = None,
+        continue_: Optional[str] = None,
+        resource_version: Optional[str] = None,
+    ) -> ObjectList[PartialObjectMetadata]:
+        """LIST returning only metadata (``PartialObjectMetadataList``)."""
+        from kubesync.models.meta_v1 import PartialObjectMetadata
+
+        params = ListParams(label_selector, field_selector, limit, continue_, resource_version)
+        data = self._send(self._rb.list(params, accept=ACCEPT_METADATA_LIST))
+        return decode_list(PartialObjectMetadata, data)
+
+    def list_all(
+        self,
+        *,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[K]:
+        """Every object, page by page (``limit``/``continue``), as one iterator."""
+        continue_: Optional[str] = None
+        while True:
+            page = self._list(ListParams(label_selector, field_selector, page_size, continue_))
+            yield from page.items
+            continue_ = page.metadata.continue_ if page.metadata is not None else None
+            if not continue_:
+                return
+
+    # -- writes -------------------------------------------------------------------------
+
+    def create(
+        self, obj: K, *, dry_run: bool = False, field_manager: Optional[str] = None,
+        field_validation: Optional[str] = None,
+    ) -> K:
+        """Create ``obj``; ``AlreadyExists`` if the name is taken."""
+        body = self._body(obj)
+        meta = body["metadata"]
+        if not meta.get("name") and not meta.get("generateName"):
+            raise UsageError("create needs metadata.name or metadata.generateName")
+        wp = WriteParams(dry_run, field_manager, field_validation)
+        return self._decode(self._send(self._rb.create(body, wp)))
+
+    def replace(
+        self, name: str, obj: K, *, dry_run: bool = False, field_manager: Optional[str] = None,
+        field_validation: Optional[str] = None,
+    ) -> K:
+        """Replace the whole object (PUT). A stale ``resourceVersion`` raises ``Conflict``."""
+        body = self._body(obj, name=name)
+        wp = WriteParams(dry_run, field_manager, field_validation)
+        return self._decode(self._send(self._rb.replace(name, body, wp)))
+
+    def patch(
+        self, name: str, patch: Patch, *, dry_run: bool = False,
+        field_manager: Optional[str] = None, field_validation: Optional[str] = None,
+        force: bool = False,
+    ) -> K:
+        """Patch with a ``Patch`` (merge, strategic, json or apply)."""
+        patch = self._apply_body(patch, name)
+        wp = WriteParams(dry_run, field_manager, field_validation)
+        return self._decode(self._send(self._rb.patch(name, patch, wp, force=force)))
+
+    def _apply_body(self, patch: Patch, name: str) -> Patch:
+        if not isinstance(patch, Patch):
+            raise UsageError(
+                f"patch takes a Patch (Patch.merge/strategic/json/apply), "
+                f"not {type(patch).__name__}"
+            )
+        if patch.is_apply and not isinstance(patch.body, Mapping):
+            return Patch.apply(self._body(patch.body, name=name))
+        return patch
+
+    def apply(
+        self, obj: K, *, field_manager: str, force: bool = False, dry_run: bool = False,
+        field_validation: Optional[str] = None,
+    ) -> K:
+        """Server-side apply ``obj`` as ``field_manager``.
+
+        Fields another manager owns raise ``Conflict`` naming it; ``force=True`` takes them.
+        """
+        body = self._body(obj)
+        name = self._name_of(body)
+        wp = WriteParams(dry_run, field_manager, field_validation)
+        req = self._rb.patch(name, Patch.apply(body), wp, force=force)
+        return self._decode(self._send(req))
+
+    def delete(
+        self, name: str, *, propagation_policy: Optional[str] = None,
+        grace_period_seconds: Optional[int] = None, precondition_uid: Optional[str] = None,
+        precondition_resource_version: Optional[str] = None, dry_run: bool = False,
+    ) -> Union[K, Status]:
+        """Delete; the object while it still finalizes, or the server's Status when gone."""
+        opts = DeleteOptions(propagation_policy, grace_period_seconds, precondition_uid,
+                             precondition_resource_version, dry_run)
+        return self._object_or_status(self._send(self._rb.delete(name, opts)))
+
+    def delete_collection(
+        self, *, label_selector: Selector = None, field_selector: Selector = None,
+        propagation_policy: Optional[str] = None, grace_period_seconds: Optional[int] = None,
+        dry_run: bool = False,
+    ) -> Union[ObjectList[K], Status]:
+        """Delete every object the selectors match (in this Api's namespace)."""
+        opts = DeleteOptions(propagation_policy, grace_period_seconds, dry_run=dry_run)
+        params = ListParams(label_selector, field_selector)
+        data = self._send(self._rb.delete_collection(params, opts))
+        if isinstance(data, Mapping) and data.get("kind") == "Status":
+            return Status.from_dict(data)
+        return decode_list(self.model, data)
+
+    def _object_or_status(self, data: Any) -> Union[K, Status]:
+        if isinstance(data, Mapping) and data.get("kind") == "Status":
+            return Status.from_dict(data)
+        return self._decode(data)
+
+    def update(
+        self, name: str, mutate: Callable[[K], Optional[K]], *,
+        retries: int = UPDATE_RETRIES, field_manager: Optional[str] = None,
+    ) -> K:
+        """Read-modify-write: get, ``mutate`` (in place, or return a new object), replace.
+
+        On ``Conflict`` (someone wrote in between) it starts over from a fresh get, with
+        exponential backoff and jitter, up to ``retries`` times; the last Conflict is
+        raised. ``mutate`` may run more than once: keep it free of side effects.
+        """
+        delay, cap = UPDATE_BACKOFF
+        for attempt in range(retries + 1):
+            current = self.get(name)
+            changed = mutate(current)
+            target = current if changed is None else changed
+            try:
+                return self.replace(name, target, field_manager=field_manager)
+            except Conflict:
+                if attempt == retries:
+                    raise
+                time.sleep(random.uniform(0, min(cap, delay * 2**attempt)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- subresources -------------------------------------------------------------------
+
+    def get_status(self, name: str) -> K:
+        return self._decode(self._send(self._rb.get(name, subresource="status")))
+
+    def replace_status(self, name: str, obj: K, *, field_manager: Optional[str] = None) -> K:
+        """Replace the status (the spec in ``obj`` is ignored by the server)."""
+        body = self._body(obj, name=name)
+        req = self._rb.replace(name, body, WriteParams(field_manager=field_manager),
+                               subresource="status")
+        return self._decode(self._send(req))
+
+    def patch_status(
+        self, name: str, patch: Patch, *, field_manager: Optional[str] = None,
+        force: bool = False,
+    ) -> K:
+        patch = self._apply_body(patch, name)
+        req = self._rb.patch(name, patch, WriteParams(field_manager=field_manager),
+                             force=force, subresource="status")
+        return self._decode(self._send(req))
+
+    def get_scale(self, name: str) -> Scale:
+        from kubesync.models.autoscaling_v1 import Scale
+
+        return decode(Scale, self._send(self._rb.get(name, subresource="scale")))
+
+    def replace_scale(self, name: str, scale: Scale) -> Scale:
+        from kubesync.models.autoscaling_v1 import Scale
+
+        body = encode(scale)
+        body.setdefault("apiVersion", "autoscaling/v1")
+        body.setdefault("kind", "Scale")
+        body.setdefault("metadata", {}).setdefault("name", name)
+        req = self._rb.replace(name, body, WriteParams(), subresource="scale")
+        return decode(Scale, self._send(req))
+
+    def patch_scale(self, name: str, patch: Patch) -> Scale:
+        from kubesync.models.autoscaling_v1 import Scale
+
+        req = self._rb.patch(name, patch, WriteParams(), subresource="scale")
+        return decode(Scale, self._send(req))
+
+    def evict(
+        self, name: str, *, grace_period_seconds: Optional[int] = None,
+        dry_run: bool = False,
+    ) -> Status:
+        """Evict a pod (policy/v1 Eviction, respecting PodDisruptionBudgets).
+
+        A budget that forbids it raises ``TooManyRequests``. Servers older than 1.22 know
+        only policy/v1beta1 Eviction; that is used when v1 is refused.
+        """
+        if self.resource.kind != "Pod" or self.resource.group:
+            raise UsageError("evict is for Pods")
+        opts = DeleteOptions(grace_period_seconds=grace_period_seconds, dry_run=dry_run).body()
+        opts.pop("apiVersion"), opts.pop("kind")
+        last: Optional[BadRequest] = None
+        for version in ("policy/v1", "policy/v1beta1"):
+            body = {"apiVersion": version, "kind": "Eviction",
+                    "metadata": {"name": name, "namespace": self.namespace},
+                    "deleteOptions": opts}
+            try:
+                data = self._send(self._rb.create(body, WriteParams(), name=name,
+                                                  subresource="eviction"))
+            except (BadRequest, NotFound) as e:
+                if "Eviction" not in str(e) or version != "policy/v1":
+                    raise
+                last = e if isinstance(e, BadRequest) else last
+                continue
+            return Status.from_dict(data if isinstance(data, Mapping) else {})
+        raise last or UsageError("eviction refused")  # pragma: no cover
+
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: bool = False,
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> Any:
+        """A pod's log as one string; with ``follow=True`` an iterator of lines (str)."""
+        if self.resource.kind != "Pod" or self.resource.group:
+            raise UsageError("logs are for Pods")
+        q: Dict[str, Any] = {}
+        if container:
+            q["container"] = container
+        if tail_lines is not None:
+            q["tailLines"] = tail_lines
+        if since_seconds is not None:
+            q["sinceSeconds"] = since_seconds
+        if timestamps:
+            q["timestamps"] = "true"
+        if previous:
+            q["previous"] = "true"
+        if follow:
+            q["follow"] = "true"
+            return self._follow(self._rb.logs(name, q))
+        req = self._rb.logs(name, q)
+        return self.client.request_text(req.method, req.path, params=req.query)
+
+    def _follow(self, req: Request) -> Iterator[str]:
+        with self.client.stream_lines(req.method, req.path, params=req.query) as lines:
+            for line in lines:
+                yield line.decode("utf-8", errors="replace")
+
+    # -- watch --------------------------------------------------------------------------
+
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: bool = False,
+    ) -> WatchStream[Any]:
+        """The raw event stream from ``resource_version``: a ``WatchStream`` to iterate.
+
+        ERROR events raise their ``ApiError`` (410 as ``Gone``: relist and start over).
+        The resilient, relisting watcher is ``kubesync.runtime.watcher``. With
+        ``metadata_only`` the events carry ``PartialObjectMetadata``.
+        """
+        params = ListParams(label_selector, field_selector, None, None, resource_version,
+                            resource_version_match, timeout_seconds)
+        req = self._rb.watch(params, bookmarks=bookmarks,
+                             send_initial_events=send_initial_events,
+                             accept=ACCEPT_METADATA if metadata_only else None)
+        if metadata_only:
+            from kubesync.models.meta_v1 import PartialObjectMetadata
+
+            return WatchStream(self, req, lambda d: decode(PartialObjectMetadata, d))
+        return WatchStream(self, req, self._decode)
+
+
+class WatchStream(Generic[K]):
+    """An open watch: iterate for ``WatchEvent``s; ``close()`` (from any thread) ends it."""
+
+    def __init__(self, api: Api[Any], req: Request, decode_obj: Callable[[Any], K]):
+        self._api = api
+        self._req = req
+        self._decode_obj = decode_obj
+        self._lines: Any = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._lines is not None
+
+    def __iter__(self) -> Iterator[WatchEvent[K]]:
+        api, req = self._api, self._req
+        lines = api.client.stream_lines(req.method, req.path, params=req.query,
+                                        headers=req.headers or None)
+        with self._lock:
+            if self._closed:  # closed while we were connecting
+                lines.close()
+                return
+            self._lines = lines
+        decode_obj = self._decode_obj
+        kind = api.resource.kind
+        try:
+            for line in lines:
+                if self._closed:
+                    return
+                yield parse_event(loads(line), decode_obj, kind=kind,
+                                  method=req.method, url=req.path)
+        except TransportError:
+            # close() from another thread breaks the read: that is an end, not an error.
+            if not self._closed:
+                raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            lines, self._lines = self._lines, None
+        if lines is not None:
+            lines.close()
+
+    def __enter__(self) -> WatchStream[K]:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,396 @@
+"""The controller: watchers feed a work queue; a pool of worker threads reconciles.
+
+kube-runtime's ``Controller`` with client-go's work-queue guarantees: a key waiting is
+queued once; one key is never reconciled by two workers at once; a change during a
+reconcile runs it once more afterwards; errors back off per key (5 ms doubling to
+1000 s by default), reset on success.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as _queue
+import signal
+import threading
+import time
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterable,
+    List,
+    NamedTuple,
+    Optional,
+    TypeVar,
+)
+
+import attrs
+
+from kubesync.core.params import Selector
+from kubesync.errors import KubeError
+from kubesync.runtime.queue import QueueShutDown, WorkQueue
+from kubesync.runtime.store import Store, StoreWriter
+from kubesync.runtime.watcher import (
+    Apply,
+    Delete,
+    InitApply,
+    Watcher,
+    WatcherConfig,
+)
+
+if TYPE_CHECKING:
+    from kubesync.client.api import Api
+    from kubesync.runtime.leader import LeaderElector
+
+__all__ = ["Action", "Controller", "ObjectRef", "default_error_policy"]
+
+log = logging.getLogger("kubesync.runtime.controller")
+
+K = TypeVar("K")
+C = TypeVar("C")
+
+#: How long a graceful stop lets reconciles in flight finish before giving up on them.
+SHUTDOWN_TIMEOUT = 30.0
+#: Workers poll for leadership and shutdown this often while idle.
+_IDLE_POLL = 0.5
+
+
+class ObjectRef(NamedTuple):
+    """Which object to reconcile: name and namespace (None for cluster-scoped kinds)."""
+
+    name: str
+    namespace: Optional[str] = None
+
+    @classmethod
+    def of(cls, obj: Any) -> ObjectRef:
+        meta = obj.metadata
+        return cls(meta.name, meta.namespace or None)
+
+
+@attrs.frozen
+class Action:
+    """What a reconcile asks for next. Build with the class methods."""
+
+    requeue_after: Optional[float] = None
+    backoff: bool = False
+
+    @classmethod
+    def requeue(cls, after: float) -> Action:
+        """Reconcile again after ``after`` seconds (or sooner, on a change)."""
+        if after < 0:
+            raise ValueError("requeue after a negative delay")
+        return cls(requeue_after=after)
+
+    @classmethod
+    def await_change(cls) -> Action:
+        """Reconcile again only when something changes."""
+        return cls()
+
+    @classmethod
+    def retry_with_backoff(cls) -> Action:
+        """From an error policy: retry after this key's growing backoff delay."""
+        return cls(backoff=True)
+
+
+def default_error_policy(obj: Any, error: BaseException, ctx: Any) -> Action:
+    """Retry with the key's exponential backoff."""
+    return Action.retry_with_backoff()
+
+
+@attrs.define
+class _Metrics:
+    reconciles: int = 0
+    errors: int = 0
+    duration_sum: float = 0.0
+    duration_max: float = 0.0
+    concurrent_max: int = 0
+    in_flight: int = 0
+
+
+class Controller(Generic[K]):
+    """Reconcile every object of ``api`` (and on changes to related objects).
+
+    ``reconcile(obj, ctx)`` gets the latest object from the controller's store and
+    returns an ``Action``; an exception goes to ``error_policy(obj, error, ctx)``, which
+    returns an ``Action`` (an error there is logged and the key backs off).
+
+    ``run(...)`` blocks until SIGINT/SIGTERM or ``stop()``; ``start(...)`` runs in the
+    background (for web apps). Thread-safe: ``stop()`` and ``reconcile_all()`` may be
+    called from any thread.
+    """
+
+    def __init__(
+        self,
+        api: Api[K],
+        *,
+        label_selector: Selector = None,
+        field_selector: Selector = None,
+        predicate: Optional[Callable[[K], Any]] = None,
+        resync_period: Optional[float] = None,
+        queue: Optional[WorkQueue[ObjectRef]] = None,
+        transform: Optional[Callable[[K], K]] = None,
+    ):
+        self.api = api
+        self._config = WatcherConfig(label_selector, field_selector)
+        self._predicate = predicate
+        self._last_pred: Dict[ObjectRef, Any] = {}
+        self._resync_period = resync_period
+        self.queue: WorkQueue[ObjectRef] = (
+            queue if queue is not None else WorkQueue(api.resource.plural)
+        )
+        self._writer: StoreWriter[K] = StoreWriter(transform=transform)
+        self._relations: List[Watcher[Any]] = []
+        self._main = Watcher(api, self._config, sink=self._on_main_event,
+                             name=f"kubesync-controller-{api.resource.plural}")
+        self._threads: List[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._metrics = _Metrics()
+        self._elector: Optional[LeaderElector] = None
+        self._started = False
+
+    @property
+    def store(self) -> Store[K]:
+        """The controller's cache of the main resource (shared: do not modify objects)."""
+        return self._writer.store
+
+    # -- relations ----------------------------------------------------------------------
+
+    def owns(self, child_api: Api[Any], *, label_selector: Selector = None,
+             field_selector: Selector = None) -> Controller[K]:
+        """Reconcile the owner when a child whose controller ownerReference points at one
+        of our objects changes (or goes)."""
+        owner = self.api.resource
+
+        def mapper(child: Any) -> List[ObjectRef]:
+            refs = getattr(child.metadata, "owner_references", None) or []
+            ns = child.metadata.namespace if owner.namespaced else None
+            return [
+                ObjectRef(r.name, ns)
+                for r in refs
+                if r.controller and r.kind == owner.kind and r.api_version == owner.api_version
+            ]
+
+        return self.watches(child_api, mapper, label_selector=label_selector,
+                            field_selector=field_selector)
+
+    def watches(self, other_api: Api[Any], mapper: Callable[[Any], Iterable[ObjectRef]], *,
+                label_selector: Selector = None,
+                field_selector: Selector = None) -> Controller[K]:
+        """Reconcile the objects ``mapper(obj)`` names when an ``other_api`` object changes."""
+        if self._started:
+            raise KubeError("add relations before the controller starts")
+
+        def sink(ev: Any) -> None:
+            if isinstance(ev, (InitApply, Apply, Delete)):
+                try:
+                    refs = list(mapper(ev.object))
+                except Exception:
+                    log.exception("a watches() mapper failed")
+                    return
+                for ref in refs:
+                    self.queue.add(ObjectRef(*ref))
+
+        config = WatcherConfig(label_selector, field_selector)
+        name = f"kubesync-controller-{self.api.resource.plural}-{other_api.resource.plural}"
+        self._relations.append(Watcher(other_api, config, sink=sink, name=name))
+        return self
+
+    def reconcile_all(self) -> None:
+        """Queue every object in the store (e.g. after a configuration change)."""
+        for ns, name in self.store.keys():
+            self.queue.add(ObjectRef(name, ns))
+
+    def _on_main_event(self, ev: Any) -> None:
+        self._writer.apply_event(ev)  # the store first: reconcile reads it
+        if isinstance(ev, (InitApply, Apply)):
+            ref = ObjectRef.of(ev.object)
+            if self._predicate is not None:
+                value = self._predicate(ev.object)
+                if ref in self._last_pred and self._last_pred[ref] == value:
+                    return
+                self._last_pred[ref] = value
+            self.queue.add(ref)
+        elif isinstance(ev, Delete):
+            self._last_pred.pop(ObjectRef.of(ev.object), None)
+
+    # -- running ------------------------------------------------------------------------
+
+    def start(
+        self,
+        reconcile: Callable[[K, C], Optional[Action]],
+        error_policy: Callable[[K, BaseException, C], Action] = default_error_policy,
+        context: Any = None,
+        *,
+        workers: int = 1,
+        leader_elector: Optional[LeaderElector] = None,
+    ) -> Controller[K]:
+        """Start watchers and ``workers`` worker threads in the background."""
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        with self._lock:
+            if self._started:
+                raise KubeError("this controller was started already")
+            self._started = True
+        self._elector = leader_elector
+        if leader_elector is not None:
+            leader_elector.start()
+        self._main.start()
+        for w in self._relations:
+            w.start()
+        plural = self.api.resource.plural
+        for i in range(workers):
+            t = threading.Thread(
+                target=self._work, args=(reconcile, error_policy, context),
+                name=f"kubesync-controller-{plural}-worker-{i}", daemon=True,
+            )
+            t.start()
+            self._threads.append(t)
+        if self._resync_period:
+            t = threading.Thread(target=self._resync, name=f"kubesync-controller-{plural}-resync",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def run(
+        self,
+        reconcile: Callable[[K, C], Optional[Action]],
+        error_policy: Callable[[K, BaseException, C], Action] = default_error_policy,
+        context: Any = None,
+        *,
+        workers: int = 1,
+        leader_elector: Optional[LeaderElector] = None,
+        shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+    ) -> None:
+        """Run until SIGINT/SIGTERM (in the main thread) or ``stop()``; then stop gracefully."""
+        restore = self._install_signals()
+        try:
+            self.start(reconcile, error_policy, context, workers=workers,
+                       leader_elector=leader_elector)
+            self._stopping.wait()
+        finally:
+            self.stop(shutdown_timeout)
+            restore()
+
+    def _install_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(signum: int, frame: Any) -> None:
+            log.info("signal %s: stopping the controller", signum)
+            self._stopping.set()
+
+        for s in previous:
+            signal.signal(s, handler)
+
+        def restore() -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+        return restore
+
+    def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
+        """Stop taking work, let reconciles in flight finish (up to ``timeout``), stop the
+        watchers and the leader elector (releasing its lease), join every thread."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        self.queue.shutdown(drain=True, timeout=timeout)
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        self._main.stop()
+        for w in self._relations:
+            w.stop()
+        if self._elector is not None:
+            self._elector.stop()
+        self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    # -- workers ------------------------------------------------------------------------
+
+    def _work(self, reconcile: Callable[..., Any], error_policy: Callable[..., Any],
+              ctx: Any) -> None:
+        while not self._stopping.is_set():
+            # As client-go's WaitForCacheSync: a key queued by a relation before our own
+            # store is complete would find nothing to reconcile and be lost.
+            if not self.store.wait_until_ready(_IDLE_POLL):
+                continue
+            if self._elector is not None and not self._elector.wait_for_leadership(_IDLE_POLL):
+                continue
+            try:
+                item = self.queue.get(timeout=_IDLE_POLL)
+            except QueueShutDown:
+                return
+            except _queue.Empty:
+                continue
+            with item as ref:
+                if self._elector is not None and not self._elector.is_leader:
+                    self.queue.add(ref)  # not ours to do now; keep it for the next leader
+                    continue
+                self._reconcile_one(ref, reconcile, error_policy, ctx)
+
+    def _reconcile_one(self, ref: ObjectRef, reconcile: Callable[..., Any],
+                       error_policy: Callable[..., Any], ctx: Any) -> None:
+        obj = self.store.get(ref.name, ref.namespace)
+        if obj is None:
+            self.queue.forget(ref)  # gone: nothing to reconcile
+            return
+        with self._lock:
+            m = self._metrics
+            m.in_flight += 1
+            m.concurrent_max = max(m.concurrent_max, m.in_flight)
+        started = time.monotonic()
+        failed = False
+        try:
+            action = reconcile(obj, ctx)
+        except Exception as error:
+            failed = True
+            log.warning("reconcile %s failed: %s", ref, error,
+                        exc_info=not isinstance(error, KubeError))
+            try:
+                action = error_policy(obj, error, ctx)
+            except Exception:
+                log.exception("error_policy failed for %s", ref)
+                action = Action.retry_with_backoff()
+        finally:
+            took = time.monotonic() - started
+            with self._lock:
+                m.in_flight -= 1
+                m.reconciles += 1
+                m.errors += failed
+                m.duration_sum += took
+                m.duration_max = max(m.duration_max, took)
+        self._schedule(ref, action)
+
+    def _schedule(self, ref: ObjectRef, action: Optional[Action]) -> None:
+        if action is not None and action.backoff:
+            self.queue.add_rate_limited(ref)
+            return
+        self.queue.forget(ref)
+        if action is not None and action.requeue_after is not None:
+            self.queue.add_after(ref, action.requeue_after)
+
+    def _resync(self) -> None:
+        assert self._resync_period
+        while not self._stopping.wait(self._resync_period):
+            self.reconcile_all()
+
+    # -- metrics ------------------------------------------------------------------------
+
+    def metrics(self) -> Dict[str, Any]:
+        """A snapshot: reconciles, errors, durations, queue depth."""
+        with self._lock:
+            m = attrs.asdict(self._metrics)
+        m["queue_depth"] = len(self.queue)
+        m["queue_processing"] = self.queue.processing
+        m["queue_delayed"] = self.queue.delayed
+        m["store_size"] = len(self.store)
+        m["leading"] = self._elector.is_leader if self._elector is not None else True
+        return m
