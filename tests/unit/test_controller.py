@@ -182,3 +182,28 @@ def test_stop_lets_the_reconcile_in_flight_finish() -> None:
 def test_action_rejects_negative_delays() -> None:
     with pytest.raises(ValueError):
         Action.requeue(-1)
+
+
+def test_prometheus_collector_exposes_the_metrics_snapshot() -> None:
+    import prometheus_client  # the 'prometheus' extra; the test extra includes it
+
+    from kubesync.runtime.metrics import register_prometheus
+
+    stop = threading.Event()
+    api = _api([obj("a"), obj("b")], blocking_stream(stop))
+    done = threading.Event()
+
+    def reconcile(o: Obj, ctx: Any) -> Action:
+        if o.metadata.name == "b":
+            done.set()
+        return Action.await_change()
+
+    registry = prometheus_client.CollectorRegistry()
+    c = Controller(api).start(reconcile)  # type: ignore[arg-type]
+    register_prometheus(c, registry, name="things")
+    assert done.wait(10)
+    _wait(lambda: c.metrics()["reconciles"] == 2)
+    c.stop(timeout=10)
+    text = prometheus_client.generate_latest(registry).decode()
+    assert 'kubesync_controller_reconciles_total{controller="things"} 2.0' in text
+    assert 'kubesync_controller_store_objects{controller="things"} 2.0' in text
