@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
 import warnings
@@ -206,7 +207,7 @@ class Client(_ClosedOnExit):
                 f"{config.source or 'the config'}): the server's identity is not checked"
             )
             logger.warning("%s", text)
-            warnings.warn(InsecureTLSWarning(text), stacklevel=2)
+            warnings.warn(InsecureTLSWarning(text), stacklevel=_caller_stacklevel())
         self._headers, self._multi_headers = _impersonation_headers(config.impersonate)
         self._transport = Transport(
             base_url=config.server,
@@ -416,7 +417,7 @@ class Client(_ClosedOnExit):
                 if len(self._warned) < WARNINGS_REMEMBERED:
                     self._warned.add(text)
             logger.warning("server warning: %s", text)
-            warnings.warn(KubeWarning(text), stacklevel=5)
+            warnings.warn(KubeWarning(text), stacklevel=_caller_stacklevel())
 
     def _stream_timeout(self, params: Params, timeout: Optional[Timeout]) -> Tuple[float, float]:
         if timeout is not None:
@@ -430,6 +431,16 @@ class Client(_ClosedOnExit):
 
 
 _ACCEPT_ANY = {"Accept": "application/json, */*"}
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside kubesync."""
+    frame = sys._getframe(1)  # the function about to call warnings.warn
+    level = 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("kubesync"):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _pair(timeout: Timeout) -> Tuple[float, float]:

@@ -482,6 +482,7 @@ def test_server_warnings_are_logged_and_warned_once(
         "policy/v1beta1 PodSecurityPolicy is deprecated, use x, y",
         'second "quoted" warning',
     ]
+    assert {w.filename for w in caught} == {__file__}  # pointed at the caller, not at us
     records = [
         r for r in caplog.records if r.name == "kubesync.client" and r.levelno == logging.WARNING
     ]
@@ -500,8 +501,9 @@ def test_comma_joined_warning_header_is_split(h: Harness) -> None:
 
 
 def test_insecure_config_warns_at_client_creation(h: Harness) -> None:
-    with pytest.warns(errors.InsecureTLSWarning, match="TLS verification is off"):
+    with pytest.warns(errors.InsecureTLSWarning, match="TLS verification is off") as caught:
         h.client(insecure_skip_tls_verify=True)
+    assert caught[0].filename == __file__
 
 
 class CountingAuth(Auth):
