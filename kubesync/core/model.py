@@ -80,7 +80,9 @@ class Model(_Located):
     """Base of every model: an attrs class whose fields read through to decoded JSON.
 
     ``None`` means absent. Objects decoded from the server share the source mapping:
-    ``copy.deepcopy(obj)`` gives a private copy cheaply (via its JSON form).
+    ``copy.deepcopy(obj)`` gives a private copy cheaply (via its JSON form). Reading a
+    shared object from several threads is safe (a first read may convert twice, harmless);
+    changing one that other threads read is not: change a private copy.
     """
 
     _kube_raw: Optional[Dict[str, Any]] = attrs.field(
