@@ -11,6 +11,7 @@ gives one you may change (as client-go's informer caches ask, and kube-rs enforc
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import (
     Any,
@@ -43,12 +44,8 @@ def object_key(obj: Any) -> Key:
 
 
 def private_copy(obj: K) -> K:
-    """A deep copy of a (possibly shared) object, safe to change."""
-    import copy
-
-    from kubesync.core.convert import decode, encode
-
-    return decode(type(obj), copy.deepcopy(encode(obj)))
+    """A deep copy of a (possibly shared) object, safe to change (models copy via JSON)."""
+    return copy.deepcopy(obj)
 
 
 class Store(Generic[K]):
