@@ -38,6 +38,7 @@ from kubesync.core.params import (
     Selector,
     WriteParams,
 )
+from kubesync.core.progress import Progress
 from kubesync.core.request import (
     ACCEPT_METADATA,
     ACCEPT_METADATA_LIST,
@@ -243,15 +244,27 @@ class Api(Generic[K]):
         label_selector: Selector = None,
         field_selector: Selector = None,
         page_size: int = DEFAULT_PAGE_SIZE,
+        progress: Optional[bool] = None,
     ) -> Iterator[K]:
-        """Every object, page by page (``limit``/``continue``), as one iterator."""
+        """Every object, page by page (``limit``/``continue``), as one iterator.
+
+        ``progress``: a progress line while paging; None shows it only in Jupyter or a
+        terminal (see ``kubesync.core.progress``).
+        """
         continue_: Optional[str] = None
-        while True:
-            page = self._list(ListParams(label_selector, field_selector, page_size, continue_))
-            yield from page.items
-            continue_ = page.metadata.continue_ if page.metadata is not None else None
-            if not continue_:
-                return
+        done = 0
+        plural = self.resource.plural
+        with Progress(f"Listing {plural}", unit=plural, enabled=progress) as bar:
+            while True:
+                page = self._list(ListParams(label_selector, field_selector, page_size,
+                                             continue_))
+                yield from page.items
+                continue_ = page.metadata.continue_ if page.metadata is not None else None
+                done += len(page.items)
+                remaining = page.remaining_item_count if continue_ else 0
+                bar.update(done, total=None if remaining is None else done + remaining)
+                if not continue_:
+                    return
 
     # -- writes -------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
+from kubesync.core.progress import REFRESH, Progress
 from kubesync.errors import KubeError
 from kubesync.runtime.watcher import Apply, Delete, InitApply, InitDone, Watcher, WatcherConfig
 
@@ -30,25 +31,32 @@ class WaitTimeout(KubeError, TimeoutError):
 
 
 def await_condition(
-    api: Api[K], name: str, condition: Condition, *, timeout: Optional[float] = None
+    api: Api[K], name: str, condition: Condition, *, timeout: Optional[float] = None,
+    progress: Optional[bool] = None,
 ) -> Optional[K]:
     """Watch ``name`` until ``condition(obj)`` is true; the object (None if absent).
 
     ``condition`` sees None while the object does not exist. Raises ``WaitTimeout``
-    after ``timeout`` seconds (None: wait forever).
+    after ``timeout`` seconds (None: wait forever). ``progress``: a line showing the wait;
+    None shows it only in Jupyter or a terminal (see ``kubesync.core.progress``).
     """
     config = WatcherConfig(field_selector=f"metadata.name={name}")
     deadline = None if timeout is None else time.monotonic() + timeout
     current: Optional[K] = None
     listed: Optional[K] = None
-    with Watcher(api, config, name=f"kubesync-wait-{api.resource.plural}-{name}"[:60]) as w:
+    what = f"{api.resource.kind} {name!r}"
+    bar = Progress(f"Waiting for {what}", enabled=progress)
+    with bar, Watcher(api, config,
+                      name=f"kubesync-wait-{api.resource.plural}-{name}"[:60]) as w:
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise WaitTimeout(
-                    f"{api.resource.kind} {name!r}: condition not met in {timeout}s"
-                )
+                bar.close(f"{what}: condition not met in {timeout}s")
+                raise WaitTimeout(f"{what}: condition not met in {timeout}s")
+            if bar.active:  # wake up now and then to keep the elapsed time fresh
+                left = REFRESH if left is None else min(left, REFRESH)
             ev = w.next_event(timeout=left)
+            bar.update()
             if ev is None:
                 continue
             if isinstance(ev, InitApply):
@@ -63,6 +71,7 @@ def await_condition(
             else:
                 continue
             if condition(current):
+                bar.close(f"{what}: condition met after {bar.elapsed}")
                 return current
 
 
