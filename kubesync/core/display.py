@@ -1,15 +1,23 @@
-"""How objects and lists look in Jupyter: YAML-like text, and tables like ``kubectl get``."""
+"""How objects, lists and stores look in Jupyter: YAML text, and tables like ``kubectl get``.
+
+Everything from an object is HTML-escaped, and the size is bounded: a notebook saves its
+outputs, and a 1 MiB ConfigMap or a 50,000-row table would make it unusable.
+"""
 
 from __future__ import annotations
 
 import datetime
 import html
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["age", "list_html", "object_html", "object_text"]
+__all__ = ["age", "list_html", "object_html", "object_text", "store_html", "table_html"]
 
 #: Rows shown for a list; a notebook chokes on tens of thousands of table rows.
 MAX_ROWS = 500
+#: Characters of an object's YAML shown (a big ConfigMap or CRD would flood the page).
+MAX_CHARS = 20_000
+#: Characters of one table cell (a long annotation must not widen the table to a page).
+MAX_CELL = 120
 
 
 def object_text(obj: Any) -> str:
@@ -27,7 +35,15 @@ def object_text(obj: Any) -> str:
 
 
 def object_html(obj: Any) -> str:
-    return f"<pre>{html.escape(object_text(obj))}</pre>"
+    """The YAML of ``object_text`` in a ``<pre>``, cut at ``MAX_CHARS`` with a note."""
+    text = object_text(obj)
+    more = ""
+    if len(text) > MAX_CHARS:
+        cut = text.rfind("\n", 0, MAX_CHARS) + 1 or MAX_CHARS
+        more = (f"\n... {len(text) - cut:,} more characters "
+                "(print(kubesync.manifests.dump(obj)) shows all)")
+        text = text[:cut]
+    return f"<pre>{html.escape(text)}{html.escape(more)}</pre>"
 
 
 def age(timestamp: Any, now: Optional[datetime.datetime] = None) -> str:
@@ -133,21 +149,30 @@ _COLUMNS: Dict[str, List[Column]] = {
 }
 
 
+def _kind_of(item: Any) -> str:
+    resource = getattr(item, "api_resource", None)
+    if resource is not None:
+        return str(resource.kind)
+    kind = getattr(item, "kind", None)
+    return kind if isinstance(kind, str) else ""
+
+
 def _item_kind(lst: Any) -> str:
     kind = lst.kind or ""
     if kind.endswith("List"):
         return str(kind[: -len("List")])
-    items = lst.items
-    resource = getattr(items[0], "api_resource", None) if items else None
-    return resource.kind if resource is not None else ""
+    return _kind_of(lst.items[0]) if lst.items else ""
 
 
-def list_html(lst: Any) -> str:
-    """An HTML table of a list: name, namespace (if any), age, kind-specific columns."""
+def table_html(items: Sequence[Any], kind: str, caption: str) -> str:
+    """An HTML table of objects: name, namespace (if any), age, ``kind``'s own columns.
+
+    At most ``MAX_ROWS`` rows; the caption says how many there are in all.
+    """
     from kubesync.core.convert import encode
 
-    rows = [encode(item) for item in lst.items[:MAX_ROWS]]
-    extra = _COLUMNS.get(_item_kind(lst), [])
+    rows = [encode(item) for item in items[:MAX_ROWS]]
+    extra = _COLUMNS.get(kind, [])
     namespaced = any(_dig(r, "metadata", "namespace") for r in rows)
     heads = ["Name"] + (["Namespace"] if namespaced else []) + ["Age"] + [c[0] for c in extra]
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -157,19 +182,45 @@ def list_html(lst: Any) -> str:
         if namespaced:
             cells.append(_dig(r, "metadata", "namespace"))
         cells.append(age(_dig(r, "metadata", "creationTimestamp"), now))
-        cells.extend(fn(r) for _, fn in extra)
+        cells.extend(_safe(fn, r) for _, fn in extra)
         body.append("".join(f"<td>{html.escape(_cell(c))}</td>" for c in cells))
-    more = len(lst.items) - len(rows)
-    caption = f"{len(lst.items)} {html.escape(lst.kind or 'items')}"
-    if more > 0:
-        caption += f" ({MAX_ROWS} shown)"
-    head = "".join(f"<th>{h}</th>" for h in heads)
+    if len(items) > len(rows):
+        caption += f" (first {len(rows):,} shown)"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
     return (
-        f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>"
-        + "".join(f"<tr>{row}</tr>" for row in body)
-        + "</tbody></table>"
+        f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+        "<tbody>" + "".join(f"<tr>{row}</tr>" for row in body) + "</tbody></table>"
     )
 
 
+def list_html(lst: Any) -> str:
+    """An ``ObjectList`` as a table (``table_html``)."""
+    kind = _item_kind(lst)
+    n = len(lst.items)
+    return table_html(lst.items, kind, f"{lst.kind or kind or 'List'}: {n:,} items")
+
+
+def store_html(store: Any) -> str:
+    """A ``Store`` as a table, sorted by namespace and name (``table_html``)."""
+    items: List[Any] = sorted(store.list(), key=_sort_key)
+    kind = _kind_of(items[0]) if items else ""
+    state = "ready" if store.is_ready else "not ready yet"
+    return table_html(items, kind, f"Store of {kind or 'objects'}: {len(items):,} ({state})")
+
+
+def _sort_key(obj: Any) -> Tuple[str, str]:
+    meta = getattr(obj, "metadata", None)
+    return (getattr(meta, "namespace", None) or "", getattr(meta, "name", None) or "")
+
+
+def _safe(fn: Callable[[Dict[str, Any]], Any], row: Dict[str, Any]) -> Any:
+    # A malformed object (a string where a count should be) shows a blank, not an error.
+    try:
+        return fn(row)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    text = "" if value is None else str(value)
+    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "\u2026"

@@ -137,15 +137,9 @@ class Store(Generic[K]):
         return f"<Store {len(self)} objects{'' if self.is_ready else ', not ready'}>"
 
     def _repr_html_(self) -> str:
-        import html
+        from kubesync.core.display import store_html
 
-        rows = "".join(
-            f"<tr><td>{html.escape(ns or '')}</td><td>{html.escape(name)}</td></tr>"
-            for ns, name in sorted(self.keys(), key=lambda k: (k[0] or "", k[1]))[:200]
-        )
-        state = "ready" if self.is_ready else "not ready"
-        return (f"<p>Store: {len(self)} objects ({state})</p><table>"
-                f"<tr><th>namespace</th><th>name</th></tr>{rows}</table>")
+        return store_html(self)
 
     # -- writes (StoreWriter's) ------------------------------------------------------------
 
