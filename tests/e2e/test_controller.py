@@ -20,22 +20,13 @@ from kubesync.runtime.leader import LeaderElector
 from kubesync.runtime.queue import ItemExponentialRateLimiter, WorkQueue
 from kubesync.runtime.recorder import Recorder
 from kubesync.runtime.wait import await_condition, is_deleted
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
 
 def cm(name: str, value: str = "0") -> ConfigMap:
     return ConfigMap(metadata=ObjectMeta(name=name), data={"v": value})
-
-
-def _eventually(cond: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    waiter = threading.Event()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        waiter.wait(0.05)
-    raise AssertionError(f"not reached in {timeout}s: {what}")
 
 
 @pytest.fixture
@@ -85,7 +76,7 @@ def test_8_workers_under_bursts_never_overlap_a_key_and_reconcile_every_last_sta
         for round_ in range(1, 6):
             patch = Patch.merge({"data": {"v": str(round_)}})
             list(pool.map(lambda n, p=patch: cms.patch(n, p), names))
-    _eventually(lambda: all(rec.last.get(n) == "5" for n in names), what="last states")
+    eventually(lambda: all(rec.last.get(n) == "5" for n in names), what="last states")
     c.stop(timeout=30)
     assert rec.overlaps == []
     assert {t.name for t in threading.enumerate()} == before
@@ -97,7 +88,7 @@ def test_a_failing_reconcile_is_retried_with_growing_delays(cms: Api[ConfigMap])
         "retry", rate_limiter=ItemExponentialRateLimiter(base=0.02, max_delay=5.0))
     c = Controller(cms, queue=queue).start(rec)
     cms.create(cm("flaky"))
-    _eventually(lambda: len(rec.times.get("flaky", [])) >= 5, what="5 tries")
+    eventually(lambda: len(rec.times.get("flaky", [])) >= 5, what="5 tries")
     c.stop(timeout=30)
     t = rec.times["flaky"][:5]
     gaps = [b - a for a, b in zip(t, t[1:])]
@@ -112,11 +103,11 @@ def test_the_controller_carries_on_after_an_apiserver_restart(
     rec = Recording()
     c = Controller(cms).start(rec, workers=2)
     cms.create(cm("before", "1"))
-    _eventually(lambda: rec.last.get("before") == "1")
+    eventually(lambda: rec.last.get("before") == "1")
     kube_local_cluster.restart_apiserver()
     cms.create(cm("after", "2"))
     cms.patch("before", Patch.merge({"data": {"v": "3"}}))
-    _eventually(lambda: rec.last.get("after") == "2" and rec.last.get("before") == "3",
+    eventually(lambda: rec.last.get("after") == "2" and rec.last.get("before") == "3",
                 what="caught up after the restart")
     c.stop(timeout=30)
 
@@ -128,12 +119,12 @@ def test_owns_reconciles_the_owner_when_its_child_changes(
     rec = Recording()
     c = Controller(cms).owns(secrets).start(rec)
     owner = cms.create(cm("parent", "p"))
-    _eventually(lambda: "parent" in rec.last)
+    eventually(lambda: "parent" in rec.last)
     count = len(rec.times["parent"])
     secrets.create(Secret(metadata=ObjectMeta(name="kid", owner_references=[OwnerReference(
         api_version="v1", kind="ConfigMap", name="parent", uid=owner.metadata.uid,
         controller=True)]), string_data={"a": "b"}))
-    _eventually(lambda: len(rec.times["parent"]) > count, what="owner reconciled")
+    eventually(lambda: len(rec.times["parent"]) > count, what="owner reconciled")
     c.stop(timeout=30)
 
 
@@ -146,9 +137,9 @@ def test_two_controllers_on_one_lease_one_leads_and_the_other_takes_over(
                 for i in range(2)]
     ctls = [Controller(cms).start(recs[i], workers=2, leader_elector=electors[i])
             for i in range(2)]
-    _eventually(lambda: any(e.is_leader for e in electors), what="a leader")
+    eventually(lambda: any(e.is_leader for e in electors), what="a leader")
     cms.create(cm("led", "1"))
-    _eventually(lambda: any(r.last.get("led") == "1" for r in recs))
+    eventually(lambda: any(r.last.get("led") == "1" for r in recs))
     leaders = [e.is_leader for e in electors]
     assert leaders.count(True) == 1
     leader = leaders.index(True)
@@ -156,11 +147,11 @@ def test_two_controllers_on_one_lease_one_leads_and_the_other_takes_over(
     assert "led" not in recs[other].last  # the follower reconciles nothing
     stopped_at = time.monotonic()
     ctls[leader].stop(timeout=30)  # graceful: releases the lease
-    _eventually(lambda: electors[other].is_leader, timeout=10, what="takeover")
+    eventually(lambda: electors[other].is_leader, timeout=10, what="takeover")
     took = time.monotonic() - stopped_at
     assert took <= timing["lease_duration"] + timing["retry_period"] + 1.0
     cms.patch("led", Patch.merge({"data": {"v": "2"}}))
-    _eventually(lambda: recs[other].last.get("led") == "2", what="the new leader works")
+    eventually(lambda: recs[other].last.get("led") == "2", what="the new leader works")
     ctls[other].stop(timeout=30)
 
 
@@ -204,7 +195,7 @@ def test_finalizer_runs_cleanup_exactly_once_per_deletion(cms: Api[ConfigMap]) -
 
     c = Controller(cms).start(reconcile, workers=4)
     created = [cms.create(cm(f"f{i}")) for i in range(5)]
-    _eventually(lambda: {f"f{i}" for i in range(5)} <= set(applies), what="applied")
+    eventually(lambda: {f"f{i}" for i in range(5)} <= set(applies), what="applied")
     for o in created:
         assert "kubesync.test/cleanup" in (cms.get(o.metadata.name).metadata.finalizers or [])
     for o in created:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 import pytest
 
@@ -17,6 +17,7 @@ from kubesync.runtime.reflector import start_reflector
 from kubesync.runtime.store import Store, StoreWriter
 from kubesync.runtime.wait import await_condition, is_deleted
 from kubesync.runtime.watcher import Apply, InitDone, Watcher, WatcherConfig, watcher
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -38,17 +39,8 @@ def _store_state(store: Store[ConfigMap]) -> Set[Tuple[str, str]]:
     return {(o.metadata.name, o.metadata.resource_version) for o in store.list()}
 
 
-def _eventually(cond: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
-    waiter = threading.Event()
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        waiter.wait(0.05)
-    raise AssertionError(f"not reached in {timeout}s: {what}")
-
-
 def _assert_store_matches(store: Store[ConfigMap], api: Api[ConfigMap]) -> None:
-    _eventually(lambda: _store_state(store) == _server_state(api), what="store == server")
+    eventually(lambda: _store_state(store) == _server_state(api), what="store == server")
 
 
 class _Reflector:
@@ -182,7 +174,7 @@ def test_a_consumer_that_stops_reading_does_not_grow_memory(cms: Api[ConfigMap])
         assert first is not None
         for i in range(300):
             cms.patch("flood", Patch.merge({"data": {"v": str(i)}}))
-        _eventually(lambda: w._queue.full(), what="queue full")
+        eventually(lambda: w._queue.full(), what="queue full")
         assert w._queue.qsize() <= 16
         # Reading again drains the backlog in order, nothing lost in between.
         last: Optional[str] = None
@@ -210,7 +202,7 @@ def test_background_reflector_for_web_apps(cms: Api[ConfigMap]) -> None:
         assert store.get("bg", cms.namespace) is not None
         store.add_index("value", lambda o: [o.data.get("v")])
         cms.patch("bg", Patch.merge({"data": {"v": "7"}}))
-        _eventually(lambda: [o.metadata.name for o in store.by_index("value", "7")] == ["bg"])
+        eventually(lambda: [o.metadata.name for o in store.by_index("value", "7")] == ["bg"])
     finally:
         store.stop()
 

@@ -9,16 +9,8 @@ import pytest
 
 from kubesync.runtime.controller import Action, Controller, ObjectRef
 from kubesync.runtime.queue import ItemExponentialRateLimiter, WorkQueue
+from tests.helpers import eventually
 from tests.unit.runtime_fakes import FakeApi, FakeStream, Obj, blocking_stream, event, obj, page
-
-
-def _wait(cond: Any, timeout: float = 10.0) -> None:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if cond():
-            return
-        done.wait(0.01)
-    raise AssertionError("condition not reached in time")
 
 
 def _api(items: List[Obj], stream: Any) -> FakeApi:
@@ -41,7 +33,7 @@ def test_every_listed_object_is_reconciled_and_stop_joins_every_thread() -> None
         return Action.await_change()
 
     c = Controller(api).start(reconcile, workers=4)  # type: ignore[arg-type]
-    _wait(lambda: len(seen) >= 20)
+    eventually(lambda: len(seen) >= 20)
     c.stop(timeout=10)
     assert sorted(seen) == sorted(f"o{i}" for i in range(20))
     assert set(threading.enumerate()) == before
@@ -79,7 +71,7 @@ def test_a_key_is_never_reconciled_by_two_workers_and_changes_during_it_run_agai
         return Action.await_change()
 
     c = Controller(api).start(reconcile, workers=8)  # type: ignore[arg-type]
-    _wait(lambda: last_value and last_value[-1] == 49)
+    eventually(lambda: last_value and last_value[-1] == 49)
     quiet.set()
     c.stop(timeout=10)
     assert overlaps == []
@@ -107,7 +99,7 @@ def test_errors_back_off_per_key_and_success_forgets() -> None:
         return Action.retry_with_backoff()
 
     c = Controller(api, queue=q).start(reconcile, policy, "ctx")  # type: ignore[arg-type]
-    _wait(lambda: len(calls) >= 4 and c.metrics()["queue_processing"] == 0)
+    eventually(lambda: len(calls) >= 4 and c.metrics()["queue_processing"] == 0)
     assert q.num_requeues(ObjectRef("a", "ns")) == 0  # forgotten after the success
     c.stop(timeout=10)
     assert policy_calls == ["not yet"] * 3
@@ -124,7 +116,7 @@ def test_requeue_after_reconciles_again() -> None:
         return Action.requeue(0.01)
 
     c = Controller(api).start(reconcile)  # type: ignore[arg-type]
-    _wait(lambda: len(calls) >= 3)
+    eventually(lambda: len(calls) >= 3)
     c.stop(timeout=10)
 
 
@@ -154,7 +146,7 @@ def test_watches_maps_other_objects_to_our_keys() -> None:
         )
         .start(reconcile)
     )
-    _wait(lambda: len(calls) >= 2)  # once from the list, once from the mapped event
+    eventually(lambda: len(calls) >= 2)  # once from the list, once from the mapped event
     c.stop(timeout=10)
     assert set(calls) == {"target"}
 
@@ -202,7 +194,7 @@ def test_prometheus_collector_exposes_the_metrics_snapshot() -> None:
     c = Controller(api).start(reconcile)  # type: ignore[arg-type]
     register_prometheus(c, registry, name="things")
     assert done.wait(10)
-    _wait(lambda: c.metrics()["reconciles"] == 2)
+    eventually(lambda: c.metrics()["reconciles"] == 2)
     c.stop(timeout=10)
     text = prometheus_client.generate_latest(registry).decode()
     assert 'kubesync_controller_reconciles_total{controller="things"} 2.0' in text
