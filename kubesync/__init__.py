@@ -11,6 +11,7 @@ from kubesync.core.convert import ObjectList
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.params import LabelSelector, Patch
 from kubesync.core.resource import ApiResource
+from kubesync.crd import custom_resource
 from kubesync.errors import (
     AlreadyExists,
     ApiError,
@@ -51,4 +52,5 @@ __all__ = [
     "TransportError",
     "Unauthorized",
     "__version__",
+    "custom_resource",
 ]
