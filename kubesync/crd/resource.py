@@ -261,11 +261,22 @@ class _ResourceType(type):
                 f"{name}: a custom resource's fields are metadata, spec and status; declare "
                 f"{sorted(ns['__annotations__'])} on its spec or status class"
             )
+        _check_options(name, options)
         definition = define(name, ns.get("__doc__"), spec, status, localns, **options)
         body = dict(ns)
         body.update(_fields(definition))
         cls = super().__new__(mcls, name, bases, body)
         return attrs.define(slots=True, kw_only=True, repr=False)(cls)
+
+
+def _check_options(name: str, options: Mapping[str, Any]) -> None:
+    import inspect
+
+    known = [p.name for p in inspect.signature(define).parameters.values()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise UsageError(f"{name}: unknown option(s) {unknown}; the options are {known}")
 
 
 def _type_args(name: str, orig_bases: Tuple[Any, ...]) -> Tuple[type, Optional[type]]:

@@ -270,6 +270,14 @@ def test_the_class_form_needs_spec_and_status_types() -> None:
             pass
 
 
+def test_an_unknown_class_keyword_is_named() -> None:
+    with pytest.raises(UsageError, match=r"Baz: unknown option\(s\) \['plurals'\]; the "
+                                         r"options are \['group', 'version', 'kind', 'plural'"):
+        class Baz(CustomResource[FooSpec, None], group="example.com", version="v1",
+                  plurals="bazes"):
+            pass
+
+
 def test_a_resource_class_declares_no_fields_of_its_own() -> None:
     with pytest.raises(SchemaError, match=r"Baz: a custom resource's fields are metadata, "
                                           r"spec and status; declare \['extra'\]"):
