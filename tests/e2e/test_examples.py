@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import eventually
+
 pytestmark = pytest.mark.e2e
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -44,22 +46,6 @@ def _import_example(name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def _eventually(check: Any, timeout: float = 30.0, what: str = "the condition") -> Any:
-    """Poll ``check()`` until it returns something truthy; fail after ``timeout`` seconds."""
-    import threading
-    import time
-
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not hold within {timeout}s (last value: {value!r})")
-        pause.wait(0.05)
 
 
 # -- flask_app.py ----------------------------------------------------------------------------
@@ -99,14 +85,15 @@ def test_flask_app_serves_deployment_images_from_its_reflector(
             return [e for e in web.get("/versions").get_json()
                     if e["namespace"] == kube_namespace and e["version"] == version]
 
-        assert _eventually(lambda: served("1.4.2"), what="the app serving shop 1.4.2") == [
+        eventually(lambda: served("1.4.2"), timeout=30, what="the app serving shop 1.4.2")
+        assert served("1.4.2") == [
             {"namespace": kube_namespace, "name": "shop", "container": "main",
              "image": "registry.local:5000/shop:1.4.2", "version": "1.4.2"}]
         assert web.get("/").get_json() == web.get("/versions").get_json()
 
         deployments.patch("shop", Patch.strategic({"spec": {"template": {"spec": {
             "containers": [{"name": "main", "image": "registry.local:5000/shop:1.5.0"}]}}}}))
-        _eventually(lambda: served("1.5.0"), what="the app serving shop 1.5.0")
+        eventually(lambda: served("1.5.0"), timeout=30, what="the app serving shop 1.5.0")
 
         one = web.get(f"/versions/{kube_namespace}/shop")
         assert one.status_code == 200 and one.get_json()[0]["version"] == "1.5.0"
