@@ -256,8 +256,14 @@ class Codec:
     time: bool = False
 
 
+#: ``Union[...]`` and, on Python 3.10+, the ``int | str`` form (``types.UnionType``).
+_UNIONS: Tuple[Any, ...] = (Union,) + (
+    (getattr(types, "UnionType"),) if hasattr(types, "UnionType") else ()
+)
+
+
 def _strip_optional(tp: Any) -> Any:
-    if get_origin(tp) is Union:
+    if get_origin(tp) in _UNIONS:
         args = [a for a in get_args(tp) if a is not type(None)]
         if len(args) == 1:
             return args[0]
@@ -298,7 +304,7 @@ def codec_for(tp: Any) -> Codec:
         if item.dec is None:
             return Codec(enc=None if item.enc is None else _dict_encoder(item.enc), check=dict)
         return Codec(_dict_decoder(item.dec), _dict_encoder(item.enc or _identity))
-    if origin is Union:
+    if origin in _UNIONS:
         members = get_args(tp)
         if all(m in _SCALARS for m in members):  # IntOrString and the like
             return Codec(check=tuple(t for m in members for t in _flat(_SCALARS[m])))

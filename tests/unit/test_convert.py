@@ -4,7 +4,7 @@ import datetime
 import subprocess
 import sys
 from decimal import Decimal
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import attrs
 import pytest
@@ -287,3 +287,22 @@ def test_import_kubesync_does_not_import_models_or_cattrs():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 10), reason="`int | str` needs Python 3.10")
+def test_pep604_unions_decode_like_typing_unions() -> None:
+    # `int | str` in a user's Model, e.g. a custom resource's spec.
+    ns: Dict[str, Any] = {}
+    exec(
+        "import attrs\n"
+        "from kubesync.core.model import Model\n"
+        "@attrs.define\n"
+        "class Ports(Model):\n"
+        "    port: int | str | None = None\n",
+        ns,
+    )
+    ports = decode(ns["Ports"], {"port": "http", "extra": 1})
+    assert ports.port == "http"
+    assert encode(ports) == {"port": "http", "extra": 1}
+    with pytest.raises(DecodeError, match="port"):
+        _ = decode(ns["Ports"], {"port": 1.5}).port
