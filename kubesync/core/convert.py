@@ -258,7 +258,7 @@ class Codec:
 
 #: ``Union[...]`` and, on Python 3.10+, the ``int | str`` form (``types.UnionType``).
 _UNIONS: Tuple[Any, ...] = (Union,) + (
-    (getattr(types, "UnionType"),) if hasattr(types, "UnionType") else ()
+    (types.UnionType,) if hasattr(types, "UnionType") else ()
 )
 
 

@@ -68,13 +68,13 @@ class WidgetSpec(Model):
     mode: Literal["fast", "safe"] = "safe"
     started: Optional[datetime.datetime] = None
     # (RUF009 does not know field() is attrs.field with metadata; a fresh value each time.)
-    ports: List[Port] = field(factory=list, list_map_keys=["name"])  # noqa: RUF009
-    tags: List[str] = field(factory=list, list_type="set",  # noqa: RUF009
+    ports: List[Port] = field(factory=list, list_map_keys=["name"])
+    tags: List[str] = field(factory=list, list_type="set",
                             validator=deep_iterable(max_len(20), max_len(5)))
     env: Dict[str, str] = attrs.Factory(dict)
     budget: Union[int, str] = "50%"
     config: Any = None
-    extra: Optional[Extra] = field(default=None, preserve_unknown=True)  # noqa: RUF009
+    extra: Optional[Extra] = field(default=None, preserve_unknown=True)
     selector: Optional[LabelSelector] = None
 
 

@@ -284,7 +284,7 @@ def test_field_helper_is_an_attrs_field_with_default_factory_and_validator() -> 
     @attrs.define
     class C(Model):
         a: int = field(default=2, validator=v.ge(0))
-        b: List[int] = field(factory=list)  # noqa: RUF009  (attrs.field underneath)
+        b: List[int] = field(factory=list)
         c: int = field(default=0, kw_only=True, converter=int)
 
     assert C().a == 2 and C().b == [] and C(c="5").c == 5  # type: ignore[arg-type]
