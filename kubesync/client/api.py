@@ -214,7 +214,7 @@ class Api(Generic[K]):
         resource_version_match: Optional[str] = None,
         timeout_seconds: Optional[int] = None,
     ) -> ObjectList[K]:
-        """One LIST call: ``items`` plus list metadata (resource_version, continue_...)."""
+        """One LIST call: ``items`` plus list metadata (``resource_version``, ``continue_``...)."""
         params = ListParams(label_selector, field_selector, limit, continue_,
                             resource_version, resource_version_match, timeout_seconds)
         return self._list(params)
