@@ -227,6 +227,8 @@ def test_scale_subresource_on_a_deployment(kube_client: Any, kube_namespace: str
     scale = deps.get_scale("web")
     assert scale.spec.replicas == 1
     scale.spec.replicas = 3
+    # The deployment controller writes the Deployment meanwhile: replace unconditionally.
+    scale.metadata.resource_version = None
     assert deps.replace_scale("web", scale).spec.replicas == 3
     assert deps.patch_scale("web", Patch.merge({"spec": {"replicas": 2}})).spec.replicas == 2
     assert deps.get("web").spec.replicas == 2
