@@ -341,19 +341,23 @@ def apply(
     plan = _plan(client, entries, batch_crds, namespace)
     results: List[Any] = [None] * len(plan)
     ordered = sorted(plan, key=lambda p: p.tier)  # stable: the given order within a tier
-    deadline: Optional[float] = None
+    first = [p for p in ordered if p.tier <= 1]  # namespaces and CRDs
+    rest = ordered[len(first):]
+    crds = [p for p in first if p.tier == 1]
 
     from kubesync.core.progress import Progress
 
     with Progress("Applying", total=len(ordered), unit="objects", enabled=progress) as bar:
-        for done, p in enumerate(ordered):
-            if p.tier >= 2 and deadline is None:
-                deadline = time.monotonic() + wait_crds_timeout
-                _await_crds(client, [q for q in ordered if q.tier == 1], deadline, bar)
+        for done, p in enumerate(first, 1):
+            results[p.index] = _apply_one(client, p, field_manager, force, None)
+            bar.update(done, note=p.describe())
+        deadline = time.monotonic() + wait_crds_timeout
+        _await_crds(client, crds, deadline, bar)
+        for done, p in enumerate(rest, len(first) + 1):
             new_kind = (p.resource.api_version, p.resource.kind) in batch_crds
-            retry_until = deadline if new_kind else None
-            results[p.index] = _apply_one(client, p, field_manager, force, retry_until)
-            bar.update(done + 1, note=p.describe())
+            results[p.index] = _apply_one(client, p, field_manager, force,
+                                          deadline if new_kind else None)
+            bar.update(done, note=p.describe())
     return results
 
 

@@ -123,6 +123,24 @@ def test_applying_a_folder_with_a_crd_namespace_custom_resource_and_deployment_w
             assert now.metadata.resource_version == before.metadata.resource_version, now.kind
 
 
+def test_applying_only_a_crd_returns_once_it_is_established(kube_client: Any):
+    group = f"m{secrets.token_hex(4)}.kubesync.test"
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": f"doodads.{group}"},
+           "spec": {"group": group, "scope": "Cluster",
+                    "names": {"plural": "doodads", "singular": "doodad", "kind": "Doodad"},
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                        "openAPIV3Schema": {"type": "object",
+                                            "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    crds = Api(kube_client, CustomResourceDefinition)
+    try:
+        manifests.apply(kube_client, [crd])
+        conditions = crds.get(f"doodads.{group}").status.conditions
+        assert {(c.type, c.status) for c in conditions} >= {("Established", "True")}
+    finally:
+        crds.delete(f"doodads.{group}")
+
+
 def test_apply_checks_every_kind_before_writing_anything(
         kube_client: Any, kube_namespace: str):
     source = textwrap.dedent("""\
