@@ -468,14 +468,15 @@ def _await_crds(client: Client, crds: List[_Planned], deadline: float, bar: Any)
     """Wait until each CRD is Established (or refused its names) by ``deadline``."""
     from kubesync.client.api import Api
     from kubesync.models.apiextensions_v1 import CustomResourceDefinition
-    from kubesync.runtime.wait import WaitTimeout, await_condition
+    from kubesync.runtime.wait import (
+        WaitTimeout,
+        await_condition,
+        find_condition,
+        is_crd_established_or_refused,
+    )
 
     api = Api(client, CustomResourceDefinition)
-
-    def settled(crd: Any) -> bool:
-        return _condition(crd, "Established") == "True" \
-            or _condition(crd, "NamesAccepted") == "False"
-
+    settled = is_crd_established_or_refused()
     for p in crds:
         bar.update(note=f"waiting for {p.describe()} to be Established")
         try:
@@ -485,19 +486,11 @@ def _await_crds(client: Client, crds: List[_Planned], deadline: float, bar: Any)
             raise p.origin.error(
                 f"{p.describe()} was not Established in time (wait_crds_timeout)"
             ) from None
-        if _condition(crd, "Established") != "True":
-            message = _condition(crd, "NamesAccepted", "message")
+        established = find_condition(crd, "Established")
+        if established is None or established.status != "True":
+            names = find_condition(crd, "NamesAccepted")
+            message = names.message if names is not None else None
             raise p.origin.error(f"{p.describe()}: names not accepted: {message}")
-
-
-def _condition(obj: Any, ctype: str, field: str = "status") -> Optional[str]:
-    """A field of the condition ``ctype`` of ``obj`` (None when absent)."""
-    status = getattr(obj, "status", None)
-    for c in getattr(status, "conditions", None) or []:
-        if c.type == ctype:
-            value = getattr(c, field, None)
-            return None if value is None else str(value)
-    return None
 
 
 #: How often to retry an object whose kind a CRD of the same call has just defined: the

@@ -42,7 +42,11 @@ def install(
     """
     from kubesync.client.api import Api
     from kubesync.models.apiextensions_v1 import CustomResourceDefinition
-    from kubesync.runtime.wait import await_condition
+    from kubesync.runtime.wait import (
+        await_condition,
+        find_condition,
+        is_crd_established_or_refused,
+    )
 
     crd = resource.crd() if isinstance(resource, type) else resource
     api = Api(client, CustomResourceDefinition)
@@ -50,26 +54,11 @@ def install(
     name = applied.metadata.name if applied.metadata else None
     if not name:
         raise KubeError("the server answered the CRD apply without a name")
-    done = await_condition(api, name, _established_or_refused, timeout=timeout)
-    refused = _condition(done, "NamesAccepted")
+    done = await_condition(api, name, is_crd_established_or_refused(), timeout=timeout)
+    refused = find_condition(done, "NamesAccepted")
     if refused is not None and refused.status == "False":
         raise CrdNotAccepted(f"CRD {name}: {refused.reason}: {refused.message}")
     return cast("CustomResourceDefinition", done)  # the condition holds only for an object
-
-
-def _condition(crd: Any, ctype: str) -> Any:
-    status = getattr(crd, "status", None)
-    return next((c for c in (getattr(status, "conditions", None) or []) if c.type == ctype),
-                None)
-
-
-def _established_or_refused(crd: Any) -> bool:
-    if crd is None:
-        return False
-    established = _condition(crd, "Established")
-    names = _condition(crd, "NamesAccepted")
-    return bool((established is not None and established.status == "True")
-                or (names is not None and names.status == "False"))
 
 
 def uninstall(

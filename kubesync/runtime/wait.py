@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 __all__ = [
     "WaitTimeout",
     "await_condition",
+    "find_condition",
     "is_crd_established",
+    "is_crd_established_or_refused",
     "is_deleted",
     "is_deployment_rolled_out",
     "is_job_completed",
@@ -75,13 +77,16 @@ def await_condition(
                 return current
 
 
-def _conditions(obj: Any) -> list:
+def find_condition(obj: Any, ctype: str) -> Any:
+    """The entry of ``obj.status.conditions`` whose type is ``ctype``, or None."""
     status = getattr(obj, "status", None)
-    return list(getattr(status, "conditions", None) or [])
+    return next((c for c in getattr(status, "conditions", None) or [] if c.type == ctype),
+                None)
 
 
 def _has_condition(obj: Any, ctype: str, value: str = "True") -> bool:
-    return any(c.type == ctype and c.status == value for c in _conditions(obj))
+    c = find_condition(obj, ctype)
+    return c is not None and c.status == value
 
 
 def is_deleted(uid: str) -> Condition:
@@ -99,6 +104,13 @@ def is_job_completed() -> Condition:
 
 def is_crd_established() -> Condition:
     return lambda obj: obj is not None and _has_condition(obj, "Established")
+
+
+def is_crd_established_or_refused() -> Condition:
+    """Established, or settled without it: the server refused its names
+    (NamesAccepted=False, e.g. a plural another CRD has), so waiting longer is pointless."""
+    return lambda obj: obj is not None and (
+        _has_condition(obj, "Established") or _has_condition(obj, "NamesAccepted", "False"))
 
 
 def is_deployment_rolled_out() -> Condition:
