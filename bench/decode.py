@@ -33,7 +33,8 @@ def variants(env: Env, body: bytes) -> List[Variant]:
 
     out = [Variant("kubesync", kubesync, note=f"JSON backend: {kubesync_json_backend()}")]
     if kubesync_json_backend() != "json":
-        out.append(Variant("kubesync, stdlib json", with_stdlib_json(kubesync)))
+        out.append(Variant("kubesync, stdlib json", with_stdlib_json(kubesync),
+                           note="reference: the fallback where orjson is missing"))
     out.append(Variant(RAW, lambda: timed(lambda: touch_dicts(json.loads(body)["items"]))))
     try:
         import orjson

@@ -100,8 +100,8 @@ def kubesync_json_backend() -> str:
 
 @contextlib.contextmanager
 def stdlib_json() -> Iterator[None]:
-    """Make kubesync decode with the standard library's ``json``, as it does where orjson
-    is not installed (orjson is optional: a fresh ``pip install`` does not bring it).
+    """Make kubesync decode with the standard library's ``json``, its fallback where
+    orjson (a dependency) cannot be installed, e.g. a platform without orjson wheels.
 
     Patches the two names kubesync reads bodies through, for the duration only.
     """
