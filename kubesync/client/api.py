@@ -29,6 +29,7 @@ from typing import (
 from kubesync.core.convert import decode, decode_list, encode
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.events import WatchEvent, parse_event
+from kubesync.core.gcpause import gc_paused
 from kubesync.core.json import loads
 from kubesync.core.params import (
     DEFAULT_PAGE_SIZE,
@@ -220,7 +221,9 @@ class Api(Generic[K]):
         return self._list(params)
 
     def _list(self, params: ListParams) -> ObjectList[K]:
-        return decode_list(self.model, self._send(self._rb.list(params)))
+        data = self._send(self._rb.list(params))
+        with gc_paused():  # thousands of wrappers, no cycles: see core/gcpause.py
+            return decode_list(self.model, data)
 
     def list_metadata(
         self,
@@ -230,11 +233,13 @@ class Api(Generic[K]):
         limit: Optional[int] = None,
         continue_: Optional[str] = None,
         resource_version: Optional[str] = None,
+        resource_version_match: Optional[str] = None,
     ) -> ObjectList[PartialObjectMetadata]:
         """LIST returning only metadata (``PartialObjectMetadataList``)."""
         from kubesync.models.meta_v1 import PartialObjectMetadata
 
-        params = ListParams(label_selector, field_selector, limit, continue_, resource_version)
+        params = ListParams(label_selector, field_selector, limit, continue_, resource_version,
+                            resource_version_match)
         data = self._send(self._rb.list(params, accept=ACCEPT_METADATA_LIST))
         return decode_list(PartialObjectMetadata, data)
 

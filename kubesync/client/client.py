@@ -34,6 +34,7 @@ from kubesync.config import tls
 from kubesync.config.auth import Credentials
 from kubesync.config.config import Config, Impersonation
 from kubesync.core import json
+from kubesync.core.gcpause import LARGE_BODY, gc_paused
 from kubesync.errors import (
     ApiError,
     ConnectError,
@@ -261,7 +262,10 @@ class Client(_ClosedOnExit):
         if not data:
             return None
         try:
-            return json.loads(data)
+            if len(data) < LARGE_BODY:
+                return json.loads(data)
+            with gc_paused():
+                return json.loads(data)
         except ValueError:
             kind = response.headers.get("Content-Type", "no content type")
             raise DecodeError(
