@@ -109,14 +109,18 @@ Event = Union[Init, InitApply[K], InitDone, Apply[K], Delete[K]]
 
 @attrs.frozen
 class Empty:
-    """Nothing known: the next step starts a list."""
+    """Nothing current: the next step starts a (re)list, no older than ``resource_version``
+    (the last one seen, when there was one)."""
+
+    resource_version: Optional[str] = None
 
 
 @attrs.frozen
 class InitPage:
-    """Listing: the next page is fetched with ``continue_``."""
+    """Listing: the next page is fetched with ``continue_`` (the first one with none)."""
 
     continue_: Optional[str] = None
+    resource_version: Optional[str] = None
 
 
 @attrs.frozen
@@ -149,6 +153,12 @@ class WatcherConfig:
     metadata_only: bool = False
     #: Server-side watch length in seconds; None picks 5-10 minutes at random per watch.
     watch_timeout: Optional[int] = None
+    #: As client-go's reflector: the first list asks for resourceVersion "0", which the
+    #: API server answers from its watch cache (one response, no etcd read); a relist asks
+    #: for a state no older than the last one seen, so the store never goes back in time
+    #: (with several API servers whose caches lag differently). False: always a
+    #: consistent list from etcd, paged.
+    list_from_cache: bool = True
 
 
 def _watch_timeout(config: WatcherConfig) -> int:
@@ -170,19 +180,25 @@ def step(api: Api[Any], config: WatcherConfig, state: State) -> Tuple[List[Any],
     ``recover()``.
     """
     if isinstance(state, Empty):
-        return [Init()], InitPage(None)
+        return [Init()], InitPage(None, state.resource_version)
     if isinstance(state, InitPage):
         lister = api.list_metadata if config.metadata_only else api.list
+        floor: dict = {}
+        if state.continue_ is None and config.list_from_cache:
+            floor = {"resource_version": "0"} if not state.resource_version else {
+                "resource_version": state.resource_version,
+                "resource_version_match": "NotOlderThan"}
         page = lister(
             label_selector=config.label_selector,
             field_selector=config.field_selector,
             limit=config.page_size,
             continue_=state.continue_,
+            **floor,
         )
         events: List[Any] = [InitApply(obj) for obj in page.items]
         cont = page.metadata.continue_ if page.metadata is not None else None
         if cont:
-            return events, InitPage(cont)
+            return events, InitPage(cont, state.resource_version)
         rv = _rv_of(page) or ""
         events.append(InitDone(rv))
         return events, InitListed(rv)
@@ -217,7 +233,8 @@ def recover(state: State, error: BaseException) -> State:
     watch resumes from its last resourceVersion; a failed list call is tried again."""
     _close(state)
     if isinstance(error, Gone):
-        return Empty()
+        floor = state.resource_version if isinstance(state, (Watching, InitPage)) else None
+        return Empty(floor)
     if isinstance(state, Watching):
         return InitListed(state.resource_version)
     return state

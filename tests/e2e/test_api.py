@@ -202,7 +202,7 @@ def test_foreground_delete_waits_for_dependents(cms: Api[ConfigMap]) -> None:
     assert isinstance(res, ConfigMap)
     assert "foregroundDeletion" in (res.metadata.finalizers or [])
     # The garbage collector deletes the child, then the owner.
-    await_condition(cms, "owner", is_deleted(owner.metadata.uid), timeout=60)
+    await_condition(cms, "owner", is_deleted(owner.metadata.uid), timeout=120)
     assert cms.get_opt("child") is None
 
 
@@ -264,7 +264,9 @@ def test_watch_streams_typed_events_and_gone_is_raised(
     cms.patch("w1", Patch.merge({"data": {"k": "2"}}))
     cms.delete("w1")
     seen = []
-    with cms.watch(resource_version=start, timeout_seconds=5) as stream:
+    # (Only w1: the namespace's kube-root-ca.crt may be published meanwhile.)
+    with cms.watch(resource_version=start, timeout_seconds=5,
+                   field_selector="metadata.name=w1") as stream:
         for ev in stream:
             if ev.type == "BOOKMARK":
                 continue

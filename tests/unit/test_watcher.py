@@ -57,6 +57,26 @@ def test_pages_are_followed_and_the_list_ends_with_init_done_at_its_rv() -> None
     assert state == InitListed("42")
     assert [c["continue_"] for c in api.list_calls] == [None, "tok"]
     assert all(c["limit"] == 2 for c in api.list_calls)
+    # The first list is served from the API server's watch cache; later pages follow on.
+    assert api.list_calls[0]["resource_version"] == "0"
+    assert "resource_version" not in api.list_calls[1]
+
+
+def test_a_relist_asks_for_a_state_no_older_than_the_last_seen() -> None:
+    api = FakeApi()
+    api.pages = [page([obj("a")], rv="50")]
+    _, state = step(api, CFG, Empty("42"))  # type: ignore[arg-type]
+    assert state == InitPage(None, "42")
+    step(api, CFG, state)  # type: ignore[arg-type]
+    assert api.list_calls[0]["resource_version"] == "42"
+    assert api.list_calls[0]["resource_version_match"] == "NotOlderThan"
+
+
+def test_list_from_cache_off_lists_consistently_from_etcd() -> None:
+    api = FakeApi()
+    api.pages = [page([obj("a")], rv="50")]
+    step(api, WatcherConfig(list_from_cache=False), InitPage(None))  # type: ignore[arg-type]
+    assert "resource_version" not in api.list_calls[0]
 
 
 def test_watch_starts_from_the_listed_rv_with_bookmarks_and_a_random_timeout() -> None:
@@ -99,7 +119,8 @@ def _gone() -> Gone:
 
 def test_gone_while_watching_relists_and_closes_the_stream() -> None:
     state = _watching([])
-    assert recover(state, _gone()) == Empty()
+    # The relist must not go back before what the store has seen.
+    assert recover(state, _gone()) == Empty("42")
     assert state.stream.closed.is_set()
 
 
@@ -109,6 +130,7 @@ def test_a_broken_watch_resumes_from_its_rv() -> None:
 
 def test_gone_during_paging_restarts_the_list_other_errors_retry_the_page() -> None:
     assert recover(InitPage("tok"), _gone()) == Empty()
+    assert recover(InitPage("tok", "7"), _gone()) == Empty("7")
     assert recover(InitPage("tok"), ServerError(Status(code=500))) == InitPage("tok")
     assert recover(InitListed("5"), TransportError("refused")) == InitListed("5")
 
