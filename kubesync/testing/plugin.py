@@ -46,17 +46,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    # SIGTERM (a CI timeout, `kill`) would skip fixture teardown; as an interrupt it runs,
-    # and the local cluster's processes and folder go with it.
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        def _interrupt(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt(f"signal {signum}")
-
-        try:
-            signal.signal(signal.SIGTERM, _interrupt)
-        except ValueError:  # not the main thread
-            pass
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")
@@ -67,12 +58,25 @@ def kube_cluster() -> Iterator[Any]:
         return
     from kubesync.testing.cluster import LocalCluster
 
+    # While our cluster runs, SIGTERM (a CI timeout, `kill`) becomes an interrupt, so
+    # fixture teardown runs and the cluster's processes and folder go with it. Only
+    # then, and only if nobody else handles SIGTERM: a plugin loaded into every pytest
+    # run must not change signal handling for suites that never start a cluster.
+    previous = signal.getsignal(signal.SIGTERM)
+    ours = previous is signal.SIG_DFL
+    if ours:
+        try:
+            signal.signal(signal.SIGTERM, _interrupt)
+        except ValueError:  # not the main thread
+            ours = False
     cluster = LocalCluster()
-    cluster.start()
     try:
+        cluster.start()
         yield cluster
     finally:
         cluster.stop()
+        if ours and signal.getsignal(signal.SIGTERM) is _interrupt:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture
