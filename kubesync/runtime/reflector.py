@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, TypeVar
 
+from kubesync.core.convert import drop_field
 from kubesync.core.params import Selector
 from kubesync.runtime.store import Store, StoreWriter
 from kubesync.runtime.watcher import Event, Watcher, WatcherConfig
@@ -26,8 +27,6 @@ def reflector(writer: StoreWriter[K], events: Iterable[Event[K]]) -> Iterator[Ev
 def drop_managed_fields(obj: K) -> K:
     """A store transform: forget ``metadata.managedFields`` (about half of a small
     object's memory; a cache rarely needs it)."""
-    from kubesync.core.convert import drop_field
-
     meta = getattr(obj, "metadata", None)
     if meta is not None:
         drop_field(meta, "managed_fields")

@@ -41,11 +41,6 @@ def cm(name: str, data: Dict[str, str] | None = None, **labels: str) -> ConfigMa
                      data=data if data is not None else {"k": "v"})
 
 
-@pytest.fixture
-def cms(kube_client: Any, kube_namespace: str) -> Api[ConfigMap]:
-    return Api(kube_client, ConfigMap, namespace=kube_namespace)
-
-
 def test_create_get_get_opt_and_get_metadata(cms: Api[ConfigMap]) -> None:
     created = cms.create(cm("a", {"x": "1"}, app="web"))
     assert created.metadata.uid and created.metadata.namespace == cms.namespace

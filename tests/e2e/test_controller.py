@@ -29,11 +29,6 @@ def cm(name: str, value: str = "0") -> ConfigMap:
     return ConfigMap(metadata=ObjectMeta(name=name), data={"v": value})
 
 
-@pytest.fixture
-def cms(kube_client: Any, kube_namespace: str) -> Api[ConfigMap]:
-    return Api(kube_client, ConfigMap, namespace=kube_namespace)
-
-
 class Recording:
     """Instrumented reconcile: in-flight keys, overlaps, the last value seen per key."""
 

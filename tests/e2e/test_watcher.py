@@ -26,11 +26,6 @@ def cm(name: str, value: str = "0") -> ConfigMap:
     return ConfigMap(metadata=ObjectMeta(name=name), data={"v": value})
 
 
-@pytest.fixture
-def cms(kube_client: Any, kube_namespace: str) -> Api[ConfigMap]:
-    return Api(kube_client, ConfigMap, namespace=kube_namespace)
-
-
 def _server_state(api: Api[ConfigMap]) -> Set[Tuple[str, str]]:
     return {(o.metadata.name, o.metadata.resource_version) for o in api.list_all()}
 
