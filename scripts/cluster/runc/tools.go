@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools names the command scripts/install-test-cluster builds.
+package tools
+
+import _ "github.com/opencontainers/runc"
