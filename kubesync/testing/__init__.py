@@ -7,6 +7,13 @@ cluster instead of a local one.
 """
 
 from kubesync.testing.assets import MissingBinaries, find_binaries
-from kubesync.testing.cluster import ClusterError, LocalCluster
+from kubesync.testing.cluster import PAUSE_IMAGE, TEST_IMAGE, ClusterError, LocalCluster
 
-__all__ = ["ClusterError", "LocalCluster", "MissingBinaries", "find_binaries"]
+__all__ = [
+    "PAUSE_IMAGE",
+    "TEST_IMAGE",
+    "ClusterError",
+    "LocalCluster",
+    "MissingBinaries",
+    "find_binaries",
+]

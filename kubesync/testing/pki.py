@@ -33,6 +33,10 @@ class Pki:
     admin: CertPair
     sa_key: Path
     sa_pub: Path
+    #: The node's kubelet (``system:node:<name>`` in ``system:nodes``), when there is a node.
+    kubelet: Optional[CertPair] = None
+    #: The apiserver's client certificate towards kubelets (logs, exec, port-forward).
+    kubelet_client: Optional[CertPair] = None
 
 
 def _openssl(args: Sequence[str], cwd: Path) -> None:
@@ -87,8 +91,17 @@ def _signed(
     return CertPair(crt, key)
 
 
-def make_pki(folder: Path, *, extra_sans: Optional[Sequence[str]] = None) -> Pki:
-    """Generate the whole PKI into ``folder`` (which must exist and be private)."""
+def make_pki(
+    folder: Path,
+    *,
+    extra_sans: Optional[Sequence[str]] = None,
+    node_name: Optional[str] = None,
+) -> Pki:
+    """Generate the whole PKI into ``folder`` (which must exist and be private).
+
+    With ``node_name`` it also makes the node's kubelet certificate and the apiserver's
+    client certificate for talking to that kubelet.
+    """
     ca_key = folder / "ca.key"
     ca_crt = folder / "ca.crt"
     _key(ca_key)
@@ -118,4 +131,16 @@ def make_pki(folder: Path, *, extra_sans: Optional[Sequence[str]] = None) -> Pki
     sa_pub = folder / "sa.pub"
     _key(sa_key)
     _openssl(["rsa", "-in", str(sa_key), "-pubout", "-out", str(sa_pub)], folder)
-    return Pki(ca=ca, serving=serving, admin=admin, sa_key=sa_key, sa_pub=sa_pub)
+    kubelet = kubelet_client = None
+    if node_name:
+        client_ext = ["basicConstraints=CA:FALSE",
+                      "keyUsage=critical,digitalSignature,keyEncipherment",
+                      "extendedKeyUsage=clientAuth"]
+        # The Node authorizer and NodeRestriction admission know a kubelet by this name.
+        kubelet = _signed(folder, "kubelet", f"/O=system:nodes/CN=system:node:{node_name}",
+                          ca, ext=client_ext)
+        kubelet_client = _signed(folder, "apiserver-kubelet-client",
+                                 "/O=system:masters/CN=kube-apiserver-kubelet-client",
+                                 ca, ext=client_ext)
+    return Pki(ca=ca, serving=serving, admin=admin, sa_key=sa_key, sa_pub=sa_pub,
+               kubelet=kubelet, kubelet_client=kubelet_client)

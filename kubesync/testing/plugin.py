@@ -1,4 +1,17 @@
-"""pytest plugin: a Kubernetes API server for e2e tests, and a fresh namespace per test.
+"""pytest plugin: a Kubernetes cluster for e2e tests, and a fresh namespace per test.
+
+Options (or the env vars in brackets):
+  ``--kube-version V``  the local cluster's Kubernetes version, "1.37" (the newest, the
+                     default) or "1.20" (the oldest) [KUBESYNC_TEST_VERSION]
+  ``--no-kube-node``    a control plane without a node (no pod ever runs)
+                     [KUBESYNC_TEST_NODE=0]
+
+Markers:
+  ``kube_node``      the test needs a node that runs pods
+  ``kube_min_version("1.30")``  the test needs at least that Kubernetes version
+
+Tests whose markers the configured cluster cannot serve are deselected, and the summary
+says how many and why; on an external cluster (below) nothing is deselected.
 
 Fixtures:
   ``kube_cluster``   session; a started ``LocalCluster``, or, when
@@ -17,7 +30,8 @@ import os
 import re
 import secrets
 import signal
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+import time
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -40,10 +54,76 @@ class ExternalCluster:
         pytest.skip(f"compact() needs the local cluster ({KUBECONFIG_ENV} is set)")
 
 
+VERSION_ENV = "KUBESYNC_TEST_VERSION"
+NODE_ENV = "KUBESYNC_TEST_NODE"
+#: How long a new namespace may take to get its ``default`` ServiceAccount.
+NAMESPACE_READY_TIMEOUT = 30.0
+_DESELECTED = pytest.StashKey[Dict[str, int]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from kubesync.testing.assets import NEWEST
+
+    group = parser.getgroup("kubesync", "kubesync local test cluster")
+    group.addoption(
+        "--kube-version", default=os.environ.get(VERSION_ENV) or NEWEST,
+        help=f"the local cluster's Kubernetes version (default {NEWEST}; ${VERSION_ENV})",
+    )
+    group.addoption(
+        "--no-kube-node", dest="kube_node", action="store_false",
+        default=os.environ.get(NODE_ENV, "1") not in ("0", "false", "no"),
+        help=f"a control plane without a node: no pod runs (${NODE_ENV}=0)",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "e2e: needs a Kubernetes API server (the local test cluster by default)"
     )
+    config.addinivalue_line("markers", "kube_node: needs a node that runs pods")
+    config.addinivalue_line(
+        "markers", "kube_min_version(version): needs at least that Kubernetes version"
+    )
+
+
+def _minor(version: str) -> Tuple[int, int]:
+    major, minor = str(version).lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    if os.environ.get(KUBECONFIG_ENV):
+        return
+    version = _minor(config.getoption("kube_version"))
+    node = bool(config.getoption("kube_node"))
+    keep: List[pytest.Item] = []
+    dropped: List[pytest.Item] = []
+    reasons: Dict[str, int] = {}
+    for item in items:
+        why = None
+        if not node and item.get_closest_marker("kube_node") is not None:
+            why = "need a node"
+        for mark in item.iter_markers("kube_min_version"):
+            if version < _minor(mark.args[0]):
+                why = f"need Kubernetes >= {mark.args[0]}"
+        if why is None:
+            keep.append(item)
+        else:
+            dropped.append(item)
+            reasons[why] = reasons.get(why, 0) + 1
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    config.stash[_DESELECTED] = reasons
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    reasons = config.stash.get(_DESELECTED, {})
+    if reasons:
+        cluster = f"Kubernetes {config.getoption('kube_version')}" + (
+            "" if config.getoption("kube_node") else " without a node")
+        what = ", ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
+        terminalreporter.write_line(f"kubesync: deselected on {cluster}: {what}")
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -51,7 +131,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def kube_cluster() -> Iterator[Any]:
+def kube_cluster(pytestconfig: pytest.Config) -> Iterator[Any]:
     external = os.environ.get(KUBECONFIG_ENV)
     if external:
         yield ExternalCluster(os.path.expanduser(external))
@@ -69,7 +149,10 @@ def kube_cluster() -> Iterator[Any]:
             signal.signal(signal.SIGTERM, _interrupt)
         except ValueError:  # not the main thread
             ours = False
-    cluster = LocalCluster()
+    cluster = LocalCluster(
+        version=pytestconfig.getoption("kube_version"),
+        node=bool(pytestconfig.getoption("kube_node")),
+    )
     try:
         cluster.start()
         yield cluster
@@ -104,16 +187,40 @@ def _namespace_name(node_name: str) -> str:
 
 
 @pytest.fixture
-def kube_namespace(kube_client: Client, request: pytest.FixtureRequest) -> Iterator[str]:
+def kube_namespace(
+    kube_cluster: Any, kube_client: Client, request: pytest.FixtureRequest
+) -> Iterator[str]:
     name = _namespace_name(request.node.name)
     kube_client.request(
         "POST", "/api/v1/namespaces",
         body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
     )
     try:
+        if getattr(kube_cluster, "service_account_admission", True):
+            _wait_default_service_account(kube_client, name)
         yield name
     finally:
         _delete_namespace(kube_client, name)
+
+
+def _wait_default_service_account(client: Client, namespace: str) -> None:
+    """Until the namespace's ``default`` ServiceAccount exists.
+
+    With the ServiceAccount admission plugin on (as on every real cluster), a pod created
+    before the controller made that account is refused; ``kubectl`` users meet the same.
+    """
+    from kubesync.errors import NotFound
+
+    deadline = time.monotonic() + NAMESPACE_READY_TIMEOUT
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
+    while True:
+        try:
+            client.request("GET", path)
+            return
+        except NotFound:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.05)  # polling the API for the controller's write; nothing to wait on
 
 
 def _delete_namespace(client: Client, name: str) -> Optional[Any]:

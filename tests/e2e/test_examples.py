@@ -107,69 +107,68 @@ def test_flask_app_serves_deployment_images_from_its_reflector(
 # -- cleanup_jobs.py -------------------------------------------------------------------------
 
 
-def _completed_job(api: Any, name: str, hours_ago: Any, condition: str = "Complete") -> None:
-    """A Job marked finished ``hours_ago`` by writing its status (no kubelet runs pods)."""
-    import datetime as dt
-
-    from kubesync import Patch
-    from kubesync.core.convert import format_time
+def _job(api: Any, name: str, script: str) -> None:
+    """A real Job: one pod on the node runs ``script`` once."""
     from kubesync.models.batch_v1 import Job, JobSpec
     from kubesync.models.core_v1 import Container, PodSpec, PodTemplateSpec
     from kubesync.models.meta_v1 import ObjectMeta
+    from kubesync.testing import TEST_IMAGE
 
     api.create(Job(
         metadata=ObjectMeta(name=name),
-        # parallelism 0: the job controller starts no pods for it.
-        spec=JobSpec(parallelism=0, template=PodTemplateSpec(spec=PodSpec(
-            restart_policy="Never", containers=[Container(name="main", image="busybox")]))),
+        spec=JobSpec(backoff_limit=0, template=PodTemplateSpec(spec=PodSpec(
+            restart_policy="Never", termination_grace_period_seconds=1,
+            containers=[Container(name="main", image=TEST_IMAGE,
+                                  command=["sh", "-c", script])]))),
     ))
-    if hours_ago is None:
-        return
-    finished = format_time(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours_ago))
-    status = {"startTime": finished,
-              "conditions": [{"type": condition, "status": "True",
-                              "lastTransitionTime": finished}]}
-    if condition == "Complete":
-        status.update(completionTime=finished, succeeded=1)
-    else:
-        status.update(failed=1)
-    api.patch_status(name, Patch.merge({"status": status}))
 
 
+@pytest.mark.kube_node
 def test_cleanup_jobs_deletes_only_completed_jobs_older_than_the_cutoff(
         kube_cluster: Any, kube_client: Any, kube_namespace: str) -> None:
     from kubesync import Api
     from kubesync.models.batch_v1 import Job
-    from kubesync.runtime.wait import await_condition, is_deleted
+    from kubesync.models.core_v1 import Pod
+    from kubesync.runtime.wait import await_condition, find_condition, is_deleted
 
     jobs = Api(kube_client, Job, kube_namespace)
-    _completed_job(jobs, "old", hours_ago=5)
-    _completed_job(jobs, "recent", hours_ago=0.2)
-    _completed_job(jobs, "old-failed", hours_ago=5, condition="Failed")
-    _completed_job(jobs, "running", hours_ago=None)
-    names = {"old", "recent", "old-failed", "running"}
-    old_uid = jobs.get("old").metadata.uid
+    _job(jobs, "done", "echo ok")
+    _job(jobs, "failed", "exit 3")
+    _job(jobs, "running", "exec sleep 3600")
+    names = {"done", "failed", "running"}
+    await_condition(jobs, "done", lambda j: j is not None and j.status is not None
+                    and j.status.completion_time is not None, timeout=120)
+    await_condition(jobs, "failed", lambda j: j is not None
+                    and find_condition(j, "Failed") is not None, timeout=120)
+    done_uid = jobs.get("done").metadata.uid
 
-    out = _run("cleanup_jobs.py", kube_cluster, "--namespace", kube_namespace, "--hours", "1",
-               "--dry-run")
-    assert out.splitlines() == [
-        f"would delete {kube_namespace}/old (completed 5.0h ago)",
-        "1 completed Job(s) older than 1h would be deleted (dry run)",
-    ]
-    assert {j.metadata.name for j in jobs.list()} == names
-
-    out = _run("cleanup_jobs.py", kube_cluster, "--all-namespaces", "--hours", "1",
-               "--dry-run")
-    assert f"would delete {kube_namespace}/old (completed 5.0h ago)" in out.splitlines()
-    assert {j.metadata.name for j in jobs.list()} == names
-
+    # Completed seconds ago: younger than an hour, so nothing goes.
     out = _run("cleanup_jobs.py", kube_cluster, "--namespace", kube_namespace, "--hours", "1")
+    assert out.splitlines() == ["0 completed Job(s) older than 1h deleted"]
+
+    out = _run("cleanup_jobs.py", kube_cluster, "--namespace", kube_namespace, "--hours", "0",
+               "--dry-run")
     assert out.splitlines() == [
-        f"deleted {kube_namespace}/old (completed 5.0h ago)",
-        "1 completed Job(s) older than 1h deleted",
+        f"would delete {kube_namespace}/done (completed 0.0h ago)",
+        "1 completed Job(s) older than 0h would be deleted (dry run)",
     ]
-    await_condition(jobs, "old", is_deleted(old_uid), timeout=30)
-    assert {j.metadata.name for j in jobs.list()} == names - {"old"}
+    out = _run("cleanup_jobs.py", kube_cluster, "--all-namespaces", "--hours", "0",
+               "--dry-run")
+    assert f"would delete {kube_namespace}/done (completed 0.0h ago)" in out.splitlines()
+    assert {j.metadata.name for j in jobs.list()} == names
+
+    out = _run("cleanup_jobs.py", kube_cluster, "--namespace", kube_namespace, "--hours", "0")
+    assert out.splitlines() == [
+        f"deleted {kube_namespace}/done (completed 0.0h ago)",
+        "1 completed Job(s) older than 0h deleted",
+    ]
+    await_condition(jobs, "done", is_deleted(done_uid), timeout=30)
+    assert {j.metadata.name for j in jobs.list()} == names - {"done"}
+    # Background propagation: the Job's pod goes with it, the others' pods stay.
+    pods = Api(kube_client, Pod, kube_namespace)
+    eventually(lambda: not pods.list(label_selector="job-name=done").items, 60,
+               "the deleted Job's pod is gone")
+    assert pods.list(label_selector="job-name=failed").items
 
 
 # -- notebook.ipynb --------------------------------------------------------------------------

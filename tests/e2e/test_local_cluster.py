@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
-from typing import Any, Dict, Iterator
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
 
 import pytest
 import requests
 
 from kubesync.testing import LocalCluster
+from kubesync.testing.cluster import sweep_stale_folders
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -119,25 +127,127 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_stop_leaves_no_process_and_no_folder() -> None:
-    cluster = LocalCluster(controller_manager=True)
+@pytest.fixture
+def cluster_args(pytestconfig: pytest.Config) -> Dict[str, Any]:
+    """The version and node the suite runs with, for tests that start clusters of their own."""
+    return {"version": pytestconfig.getoption("kube_version"),
+            "node": bool(pytestconfig.getoption("kube_node"))}
+
+
+def test_stop_leaves_no_process_and_no_folder(cluster_args: Dict[str, Any]) -> None:
+    cluster = LocalCluster(controller_manager=True, **cluster_args)
     cluster.start()
     pids = cluster.pids()
     folder = cluster.dir
     assert folder is not None and folder.is_dir()
-    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
+    wanted = {"etcd", "kube-apiserver", "kube-controller-manager"}
+    if cluster_args["node"]:
+        wanted |= {"kube-scheduler", "node"}
+    assert set(pids) == wanted
     assert all(_alive(p) for p in pids.values())
     cluster.stop()
     assert not folder.exists()
     assert not any(_alive(p) for p in pids.values())
 
 
-def test_stop_runs_when_the_body_of_the_with_block_fails() -> None:
+def test_stop_runs_when_the_body_of_the_with_block_fails(cluster_args: Dict[str, Any]) -> None:
     with pytest.raises(RuntimeError, match="test body failed"), LocalCluster(
-        controller_manager=False
+        controller_manager=False, version=cluster_args["version"], node=False
     ) as cluster:
         pids = cluster.pids()
         folder = cluster.dir
         raise RuntimeError("test body failed")
     assert folder is not None and not folder.exists()
     assert not any(_alive(p) for p in pids.values())
+
+
+def test_a_node_needs_the_controller_manager_and_versions_are_checked() -> None:
+    with pytest.raises(ValueError, match="needs the controller manager"):
+        LocalCluster(controller_manager=False, node=True)
+    with pytest.raises(ValueError, match=r"'1\.37' or '1\.20', not 'latest'"):
+        LocalCluster(version="latest")
+
+
+_KILLED_CHILD = """
+import json, sys
+from kubesync import Api, Client
+from kubesync.config import Config
+from kubesync.models.core_v1 import Container, Pod, PodSpec
+from kubesync.models.meta_v1 import ObjectMeta
+from kubesync.runtime.wait import await_condition, is_pod_running
+from kubesync.testing import TEST_IMAGE, LocalCluster
+from tests.helpers import eventually
+
+cluster = LocalCluster(base_dir=sys.argv[1]).start()
+client = Client(Config.from_kubeconfig(cluster.kubeconfig_path))
+eventually(lambda: client.request(
+    "GET", "/api/v1/namespaces/default/serviceaccounts/default"), 30, "default SA")
+pods = Api(client, Pod, namespace="default")
+pods.create(Pod(metadata=ObjectMeta(name="doomed"), spec=PodSpec(containers=[
+    Container(name="main", image=TEST_IMAGE, command=["sleep", "3600"])])))
+await_condition(pods, "doomed", is_pod_running(), timeout=90)
+node = cluster._node
+print(json.dumps({"dir": str(cluster.dir), "bridge": node.bridge,
+                  "cgroup_root": node.cgroup_root, "unshare": node.proc.popen.pid,
+                  "init": node._init_pid()}), flush=True)
+sys.stdin.read()
+"""
+
+
+def _pid_ns(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
+
+
+def _node_processes(init_pid: int, cgroup_root: str) -> List[int]:
+    """Every process of the node: in its PID namespace, or in its cgroups (containers)."""
+    ns = _pid_ns(init_pid)
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and ns and _pid_ns(int(entry)) == ns:
+            found.add(int(entry))
+    for dirpath, _dirs, files in os.walk(f"/sys/fs/cgroup/pids{cgroup_root}"):
+        if "cgroup.procs" in files:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                found.update(int(line) for line in f if line.strip())
+    return sorted(found)
+
+
+def _links() -> List[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
+    return [line.split(":")[1].strip().split("@")[0] for line in out.stdout.splitlines()]
+
+
+@pytest.mark.kube_node
+def test_a_killed_run_leaves_no_process_mount_interface_or_cgroup(
+    cluster_args: Dict[str, Any], tmp_path: Path
+) -> None:
+    base = tempfile.mkdtemp(prefix="kubesync-killed-", dir="/dev/shm")
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _KILLED_CHILD, base], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, cwd=str(Path(__file__).parents[2]),
+            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2])),
+        )
+        assert child.stdout is not None
+        info = json.loads(child.stdout.readline() or "{}")
+        assert info, f"the child cluster did not start (exit {child.wait(60)})"
+        procs = _node_processes(info["init"], info["cgroup_root"])
+        # nodeinit, containerd, the kubelet, a shim, pause and the pod's sleep at least.
+        assert len(procs) >= 6, procs
+        assert info["bridge"] in _links()
+        child.kill()  # no clean-up code of ours runs in the child
+        child.wait(30)
+        eventually(lambda: not any(_alive(p) for p in procs), 60, "every node process gone")
+        eventually(lambda: info["bridge"] not in _links(), 30, "the bridge gone")
+        assert not glob.glob(f"/sys/fs/cgroup/*{info['cgroup_root']}")
+        # The mounts lived in the node's mount namespace, which died with its processes;
+        # none ever showed in ours.
+        with open("/proc/self/mountinfo") as f:
+            assert info["dir"] not in f.read()
+        # The folder stays until the next start sweeps it.
+        assert sweep_stale_folders(base) == [info["dir"]]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

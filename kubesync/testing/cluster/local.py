@@ -1,44 +1,54 @@
-"""LocalCluster: a real etcd + kube-apiserver + kube-controller-manager on loopback.
+"""LocalCluster: a real Kubernetes control plane on loopback, with one real node.
 
-For tests. Everything lives in one private temp folder (PKI, etcd data, logs, the
-kubeconfig); ``stop()`` ends every process and removes the folder. Child processes get
-SIGTERM from the kernel if the process that started them dies (Linux ``PR_SET_PDEATHSIG``),
-so even a killed test run leaves no server behind; a folder left by a killed run is
-removed by the next ``LocalCluster`` start.
+For tests. etcd, kube-apiserver, kube-controller-manager and (with a node) kube-scheduler
+and a kubelet on containerd. Everything lives in one private temp folder (PKI, etcd data,
+logs, the kubeconfig, the node's state); ``stop()`` ends every process and removes the
+folder. Child processes get a signal from the kernel if the process that started them
+dies (Linux ``PR_SET_PDEATHSIG``), so even a killed test run leaves no server behind; what
+a killed run leaves (its folder, the node's bridge and cgroups) the next start removes.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Callable, Dict, List, Optional, Type
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 import requests
+import urllib3
 
 from kubesync.errors import KubeError
-from kubesync.testing.assets import find_binaries
+from kubesync.testing.assets import (
+    BINARIES,
+    NEWEST,
+    NODE_K8S_BINARIES,
+    OLDEST,
+    find_binaries,
+    find_node_assets,
+)
+from kubesync.testing.cluster.node import NODE_NAME, Node
+from kubesync.testing.cluster.procs import Proc, free_port
+from kubesync.testing.cluster.sweep import PREFIX, sweep_stale_folders
 from kubesync.testing.pki import Pki, make_pki
 
 log = logging.getLogger("kubesync.testing")
 
-_PREFIX = "kubesync-cluster-"
 #: How long a component may take to become ready. A cold apiserver on 2 cores needs ~10 s.
 START_TIMEOUT = 120.0
+#: How long the node may take to register and turn Ready (containerd, image import, CNI).
+NODE_TIMEOUT = 180.0
 #: The service CIDR the apiserver hands out ClusterIPs from (never routed: loopback only).
 SERVICE_CIDR = "10.0.0.0/24"
 
@@ -50,103 +60,26 @@ class ClusterError(KubeError):
     """The local cluster could not start, or a component failed."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the parent goes away."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except OSError:
-        pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def sweep_stale_folders(base: Optional[str] = None) -> List[str]:
-    """Remove folders of local clusters whose owning process is gone (a killed run)."""
-    base = base or tempfile.gettempdir()
-    removed = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(base):
-            if not entry.name.startswith(_PREFIX) or not entry.is_dir():
-                continue
-            try:
-                owner = int((Path(entry.path) / "owner.pid").read_text().strip())
-            except (OSError, ValueError):
-                owner = -1
-            if owner > 0 and _pid_alive(owner):
-                continue
-            shutil.rmtree(entry.path, ignore_errors=True)
-            removed.append(entry.path)
-    return removed
-
-
-class _Proc:
-    """One component: its command line, its process and its log file."""
-
-    def __init__(self, name: str, argv: List[str], log_path: Path):
-        self.name = name
-        self.argv = argv
-        self.log_path = log_path
-        self.popen: Optional[subprocess.Popen[bytes]] = None
-        self._log: Optional[IO[bytes]] = None
-
-    def start(self) -> None:
-        self._log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            self.argv,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            close_fds=True,
-        )
-
-    def running(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        p = self.popen
-        if p is not None and p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+def _version_tuple(version: str) -> Tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
 
 
 class LocalCluster:
-    """A throwaway Kubernetes control plane on loopback, for tests.
+    """A throwaway Kubernetes cluster on loopback, for tests.
 
-    ``with LocalCluster() as c:`` starts it and writes ``c.kubeconfig_path``, whose contexts
-    are ``admin`` (client certificate in ``system:masters``; the current context), ``token``
-    (a static bearer token, also in ``system:masters``) and ``nobody`` (a static bearer
-    token with no RBAC bindings). RBAC authorization is on.
+    ``with LocalCluster() as c:`` starts Kubernetes ``version`` (the newest we build,
+    1.37, by default; ``"1.20"`` is the oldest) and writes ``c.kubeconfig_path``, whose
+    contexts are ``admin`` (client certificate in ``system:masters``; the current
+    context), ``token`` (a static bearer token, also in ``system:masters``) and ``nobody``
+    (a static bearer token with no RBAC bindings). RBAC authorization is on.
+
+    With ``node=True`` (the default; root only, and only on the newest version) the
+    cluster has one real node, ``kubesync-node``: kube-scheduler places pods, the kubelet
+    runs them on containerd + runc, serves their logs, exec and port-forward, and pods
+    get IPs from a bridge network. Pods run :data:`TEST_IMAGE` (busybox). The
+    ServiceAccount admission plugin and the token controller are on, as in a real
+    cluster. ``node=False`` is a control plane alone: faster to start, no pod ever runs.
 
     Start and stop from the same thread: on Linux the children are tied to the thread
     that started them.
@@ -155,10 +88,29 @@ class LocalCluster:
     def __init__(
         self,
         *,
+        version: str = NEWEST,
+        node: bool = True,
         controller_manager: bool = True,
         apiserver_args: Optional[List[str]] = None,
         base_dir: Optional[str] = None,
     ):
+        try:
+            self._minor = _version_tuple(version)
+        except ValueError:
+            raise ValueError(
+                f"LocalCluster(version=) takes a Kubernetes version such as {NEWEST!r} or "
+                f"{OLDEST!r}, not {version!r}"
+            ) from None
+        if node and not controller_manager:
+            raise ValueError("a node needs the controller manager (node=False for none)")
+        #: The Kubernetes version asked for ("1.37"); ``server_version`` is what runs.
+        self.version = version
+        #: Whether the cluster has a node that runs pods.
+        self.node = node
+        #: The node's name, or None without a node.
+        self.node_name: Optional[str] = NODE_NAME if node else None
+        #: The apiserver's gitVersion once started ("v1.37.2").
+        self.server_version: Optional[str] = None
         self._with_kcm = controller_manager
         self._extra_args = list(apiserver_args or [])
         self._base_dir = base_dir or _default_base()
@@ -167,7 +119,8 @@ class LocalCluster:
         self.etcd_port = 0
         self.port = 0
         self.tokens: Dict[str, str] = {}
-        self._procs: Dict[str, _Proc] = {}
+        self._procs: Dict[str, Proc] = {}
+        self._node: Optional[Node] = None
         self._bins: Dict[str, str] = {}
         self._lock = threading.RLock()
 
@@ -193,31 +146,43 @@ class LocalCluster:
         with self._lock:
             if self.dir is not None:
                 return self
-            self._bins = find_binaries()
+            names = BINARIES + (NODE_K8S_BINARIES if self.node else ())
+            self._bins = find_binaries(names, version=self.version)
+            node_assets = find_node_assets() if self.node else None
             sweep_stale_folders(self._base_dir)
-            self.dir = Path(tempfile.mkdtemp(prefix=_PREFIX, dir=self._base_dir))
+            self.dir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self._base_dir))
             with _live_lock:
                 _live.add(self)
             try:
                 (self.dir / "owner.pid").write_text(str(os.getpid()))
-                self.pki = make_pki(self.dir)
+                self.pki = make_pki(self.dir, node_name=self.node_name)
                 self.tokens = {"token": secrets.token_hex(24), "nobody": secrets.token_hex(24)}
                 self._write_token_file()
                 self._write_kubeconfig()
                 self._start_etcd()
                 self._start_apiserver()
+                self.server_version = str(self._get("/version")["gitVersion"])
                 if self._with_kcm:
                     self._start_controller_manager()
+                if node_assets is not None:
+                    self._start_scheduler()
+                    self._node = Node(self.dir, assets=node_assets, kubelet=self._bins["kubelet"],
+                                      pki=self.pki, server=self.server)
+                    self._start_node(self._node)
             except BaseException:
                 self.stop()
                 raise
-            log.info("local cluster up at %s (folder %s)", self.server, self.dir)
+            log.info("local cluster %s up at %s (folder %s)", self.server_version, self.server,
+                     self.dir)
             return self
 
     def stop(self) -> None:
         """End every process and remove the folder. Safe to call more than once."""
         with self._lock:
-            for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
+            if self._node is not None:
+                self._node.stop()
+                self._node = None
+            for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
                 proc = self._procs.pop(name, None)
                 if proc is not None:
                     proc.stop()
@@ -240,7 +205,14 @@ class LocalCluster:
 
     def pids(self) -> Dict[str, int]:
         """The running components' process ids (for tests that check cleanup)."""
-        return {n: p.popen.pid for n, p in self._procs.items() if p.popen is not None}
+        procs = dict(self._procs)
+        if self._node is not None and self._node.proc is not None:
+            procs["node"] = self._node.proc
+        return {n: p.popen.pid for n, p in procs.items() if p.popen is not None}
+
+    def node_logs(self, lines: int = 25) -> str:
+        """The tail of the node's logs (nodeinit, containerd, kubelet), for failure reports."""
+        return self._node.logs(lines) if self._node is not None else ""
 
     # -- reliability helpers ------------------------------------------------------------
 
@@ -306,7 +278,7 @@ class LocalCluster:
     def _write_kubeconfig(self) -> None:
         assert self.dir is not None and self.pki is not None
         if not self.port:
-            self.port = _free_port()
+            self.port = free_port()
         cfg: Dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -334,8 +306,8 @@ class LocalCluster:
 
     def _start_etcd(self) -> None:
         assert self.dir is not None
-        self.etcd_port = _free_port()
-        peer = _free_port()
+        self.etcd_port = free_port()
+        peer = free_port()
         data = self.dir / "etcd"
         data.mkdir(mode=0o700)
         argv = [
@@ -345,9 +317,9 @@ class LocalCluster:
             f"--listen-peer-urls=http://127.0.0.1:{peer}",
             f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
             f"--initial-cluster=kubesync=http://127.0.0.1:{peer}",
-            "--log-level=warn", "--logger=zap",
+            "--log-level=warn",
         ]
-        proc = _Proc("etcd", argv, self.dir / "etcd.log")
+        proc = Proc("etcd", argv, self.dir / "etcd.log")
         proc.start()
         self._procs["etcd"] = proc
         self._wait(proc, self._etcd_ready)
@@ -356,18 +328,26 @@ class LocalCluster:
         r = requests.get(f"http://127.0.0.1:{self.etcd_port}/health", timeout=2)
         return r.status_code == 200 and json.loads(r.text).get("health") in ("true", True)
 
+    @property
+    def service_account_admission(self) -> bool:
+        """Whether pods get a ServiceAccount (and its token) at admission, as in real clusters.
+
+        Off on servers older than 1.24 without a node: there, creating a pod in a fresh
+        namespace races the token controller ("No API token found for service account").
+        """
+        return self.node or self._minor >= (1, 24)
+
     def _apiserver_argv(self) -> List[str]:
         assert self.dir is not None and self.pki is not None
         p = self.pki
-        return [
+        argv = [
             self._bins["kube-apiserver"],
             f"--etcd-servers=http://127.0.0.1:{self.etcd_port}",
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            f"--secure-port={self.port}", "--insecure-port=0",
+            f"--secure-port={self.port}",
             f"--tls-cert-file={p.serving.cert}", f"--tls-private-key-file={p.serving.key}",
             f"--client-ca-file={p.ca.cert}",
             f"--token-auth-file={self.dir / 'tokens.csv'}",
-            "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={p.sa_pub}",
             f"--service-account-signing-key-file={p.sa_key}",
@@ -375,55 +355,128 @@ class LocalCluster:
             # On loopback the default reconciler logs an error every 10 s.
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
-            # No kubelet here, so pods never run; without this, creating a pod in a fresh
-            # namespace races the token controller ("No API token found for service
-            # account default") on Kubernetes 1.20.
-            "--disable-admission-plugins=ServiceAccount",
             "--profiling=false",
             f"--cert-dir={self.dir / 'apiserver-certs'}",
-            *self._extra_args,
         ]
+        if self._minor < (1, 24):
+            argv.append("--insecure-port=0")  # on by default before 1.24, gone after
+        if not self.service_account_admission:
+            argv.append("--disable-admission-plugins=ServiceAccount")
+        if self.node:
+            assert p.kubelet_client is not None
+            argv += [
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--kubelet-client-certificate={p.kubelet_client.cert}",
+                f"--kubelet-client-key={p.kubelet_client.key}",
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+            ]
+        else:
+            argv.append("--authorization-mode=RBAC")
+        return argv + self._extra_args
 
     def _start_apiserver(self) -> None:
         assert self.dir is not None
-        proc = _Proc("kube-apiserver", self._apiserver_argv(), self.dir / "kube-apiserver.log")
+        proc = Proc("kube-apiserver", self._apiserver_argv(), self.dir / "kube-apiserver.log")
         proc.start()
         self._procs["kube-apiserver"] = proc
         self._wait(proc, self._apiserver_ready)
 
-    def _apiserver_ready(self) -> bool:
+    def _admin_get(self, path: str) -> requests.Response:
         assert self.pki is not None
-        r = requests.get(
-            f"{self.server}/readyz",
+        return requests.get(
+            f"{self.server}{path}",
             verify=str(self.pki.ca.cert),
             cert=(str(self.pki.admin.cert), str(self.pki.admin.key)),
-            timeout=2,
+            timeout=5,
         )
-        return r.status_code == 200
+
+    def _get(self, path: str) -> Any:
+        """GET ``path`` as admin: the decoded body, or None on 404."""
+        r = self._admin_get(path)
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise ClusterError(f"GET {path}: {r.status_code} {r.text[:200]}")
+        return r.json()
+
+    def _apiserver_ready(self) -> bool:
+        return self._admin_get("/readyz").status_code == 200
+
+    def _health_ready(self, port: int) -> Callable[[], bool]:
+        def ready() -> bool:
+            # A component's own self-signed serving certificate: nothing to verify it with.
+            r = requests.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2)
+            return r.status_code == 200
+        return ready
+
+    def _start_scheduler(self) -> None:
+        assert self.dir is not None
+        port = free_port()
+        argv = [
+            self._bins["kube-scheduler"],
+            f"--kubeconfig={self.dir / 'kubeconfig'}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1", f"--secure-port={port}",
+        ]
+        proc = Proc("kube-scheduler", argv, self.dir / "kube-scheduler.log")
+        proc.start()
+        self._procs["kube-scheduler"] = proc
+        with _no_insecure_warnings():
+            self._wait(proc, self._health_ready(port))
+
+    def _start_node(self, node: Node) -> None:
+        try:
+            node.start()
+        except (PermissionError, FileNotFoundError) as e:
+            raise ClusterError(f"cannot start the node: {e}") from None
+
+        def wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    if ready():
+                        return
+                except RuntimeError as e:
+                    raise ClusterError(f"{e}:\n{node.logs()}") from None
+                except (requests.RequestException, ValueError, ClusterError):
+                    pass
+                time.sleep(0.2)  # polling the API for the node; nothing to wait on instead
+            raise ClusterError(f"{what} not reached after {timeout:.0f}s:\n{node.logs()}")
+
+        node.wait_ready(self._get, NODE_TIMEOUT, wait)
 
     def _start_controller_manager(self) -> None:
         assert self.dir is not None and self.pki is not None
         p = self.pki
+        port = free_port()
         argv = [
             self._bins["kube-controller-manager"],
             f"--kubeconfig={self.dir / 'kubeconfig'}",
             "--leader-elect=false",
-            "--bind-address=127.0.0.1", "--secure-port=0", "--port=0",
+            "--bind-address=127.0.0.1", f"--secure-port={port}",
             f"--service-account-private-key-file={p.sa_key}",
             f"--root-ca-file={p.ca.cert}",
             "--use-service-account-credentials=false",
-            # No nodes here: keep the node-facing controllers quiet.
-            "--controllers=*,-nodeipam,-nodelifecycle,-attachdetach,-persistentvolume-binder,"
-            "-persistentvolume-expander,-route,-service,-cloud-node-lifecycle,-csrsigning",
         ]
-        proc = _Proc("kube-controller-manager", argv, self.dir / "kube-controller-manager.log")
+        if self._minor < (1, 24):
+            argv.append("--port=0")  # the insecure port: on by default before 1.24
+        # The cloud controllers left kube-controller-manager after 1.20; no cloud here.
+        off = ["-route", "-service", "-cloud-node-lifecycle"] if self._minor < (1, 24) else []
+        # No pod CIDRs to hand out: the CNI's IPAM has its own range.
+        off.append("-nodeipam")
+        if not self.node:
+            # No nodes here: keep the node-facing controllers quiet.
+            off += ["-nodelifecycle", "-attachdetach", "-persistentvolume-binder",
+                    "-persistentvolume-expander", "-csrsigning"]
+        argv.append("--controllers=" + ",".join(["*", *off]))
+        proc = Proc("kube-controller-manager", argv, self.dir / "kube-controller-manager.log")
         proc.start()
         self._procs["kube-controller-manager"] = proc
-        # It has no health port here (secure and insecure serving off): give it a moment to
-        # fail on bad flags, which shows as an exit.
-        self._wait(proc, lambda: True)
+        with _no_insecure_warnings():
+            self._wait(proc, self._health_ready(port))
 
-    def _wait(self, proc: _Proc, ready: Callable[[], bool]) -> None:
+    def _wait(self, proc: Proc, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         last: Optional[BaseException] = None
         while time.monotonic() < deadline:
@@ -438,6 +491,14 @@ class LocalCluster:
         raise ClusterError(
             f"{proc.name} not ready after {START_TIMEOUT:.0f}s ({last}):\n{proc.tail()}"
         )
+
+
+@contextlib.contextmanager
+def _no_insecure_warnings() -> Iterator[None]:
+    """Silence urllib3's warning for the health probes of self-signed components."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
+        yield
 
 
 def _default_base() -> str:
