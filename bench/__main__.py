@@ -90,9 +90,9 @@ def cluster(kubeconfig: Optional[str]) -> Iterator[str]:
         return
     from kubesync.testing import LocalCluster
 
-    log.info("starting the local cluster (etcd + kube-apiserver on loopback)")
+    log.info("starting the local cluster (etcd + kube-apiserver on loopback, no node)")
     # No controller manager: nothing else writes ConfigMaps while we measure.
-    with LocalCluster(controller_manager=False) as c:
+    with LocalCluster(controller_manager=False, node=False) as c:
         yield c.kubeconfig_path
 
 

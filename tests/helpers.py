@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable, Tuple
 
 
 def eventually(cond: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
@@ -16,3 +16,9 @@ def eventually(cond: Callable[[], object], timeout: float = 60.0, what: str = ""
             return
         waiter.wait(0.02)
     raise AssertionError(f"not reached in {timeout}s: {what or cond}")
+
+
+def server_minor(client: Any) -> Tuple[int, int]:
+    """The API server's (major, minor) version, e.g. (1, 37)."""
+    version = client.request("GET", "/version")
+    return int(version["major"]), int(str(version["minor"]).rstrip("+"))

@@ -458,6 +458,10 @@ class LocalCluster:
             f"--service-account-private-key-file={p.sa_key}",
             f"--root-ca-file={p.ca.cert}",
             "--use-service-account-credentials=false",
+            # The default 20 requests/s, shared by every controller, is what makes a
+            # test's new namespace wait for its ServiceAccount while another test's
+            # thousand objects are garbage-collected.
+            "--kube-api-qps=500", "--kube-api-burst=1000",
         ]
         if self._minor < (1, 24):
             argv.append("--port=0")  # the insecure port: on by default before 1.24
