@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
+import sys
+import tarfile
 from pathlib import Path
+from typing import List
 
 import pytest
 
-from kubesync.testing.assets import MissingBinaries, find_binaries
-from kubesync.testing.cluster import sweep_stale_folders
+from kubesync.testing import TEST_IMAGE
+from kubesync.testing.assets import (
+    MissingBinaries,
+    find_binaries,
+    find_node_assets,
+    version_folder,
+)
+from kubesync.testing.cluster import sweep, sweep_stale_folders
 
 
 def _exe(folder: Path, name: str) -> Path:
@@ -64,3 +76,80 @@ def test_sweep_removes_folders_of_dead_owners_only(tmp_path: Path) -> None:
     removed = sweep_stale_folders(str(tmp_path))
     assert removed == [str(dead)]
     assert live.exists() and other.exists() and not dead.exists()
+
+
+def test_a_version_resolves_to_its_newest_patch_folder(tmp_path: Path) -> None:
+    for name in ("1.37.1", "1.37.10", "1.37.2", "1.20.2", "1.3.7", "node", "1.37.x"):
+        (tmp_path / name).mkdir()
+    assert version_folder(tmp_path, "1.37") == tmp_path / "1.37.10"
+    assert version_folder(tmp_path, "1.37.2") == tmp_path / "1.37.2"
+    assert version_folder(tmp_path, "1.3") == tmp_path / "1.3.7"
+    assert version_folder(tmp_path, "1.36") is None
+    with pytest.raises(ValueError, match=re.escape("'1.37' or '1.37.2', not 'newest'")):
+        version_folder(tmp_path, "newest")
+
+
+def test_find_binaries_for_a_version_takes_that_versions_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache" / "test-assets"
+    for v in ("1.37.2", "1.20.2"):
+        (cache / v).mkdir(parents=True)
+        _exe(cache / v, "kube-apiserver")
+    monkeypatch.delenv("KUBESYNC_TEST_ASSETS", raising=False)
+    monkeypatch.setenv("KUBESYNC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert find_binaries(["kube-apiserver"], version="1.20") == {
+        "kube-apiserver": str(cache / "1.20.2" / "kube-apiserver")}
+    assert find_binaries(["kube-apiserver"], version="1.37")["kube-apiserver"].endswith(
+        "1.37.2/kube-apiserver")
+    with pytest.raises(MissingBinaries, match=re.escape("Kubernetes 1.36 needs kube-apiserver")):
+        find_binaries(["kube-apiserver"], version="1.36")
+
+
+def test_missing_node_assets_say_how_to_build_them_or_go_without(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBESYNC_TEST_ASSETS", raising=False)
+    monkeypatch.setenv("KUBESYNC_CACHE", str(tmp_path))
+    with pytest.raises(MissingBinaries) as info:
+        find_node_assets()
+    text = str(info.value)
+    assert "install-test-cluster node" in text and "node=False" in text
+    assert str(tmp_path / "test-assets" / "node") in text
+
+
+def test_sweep_releases_the_bridge_and_cgroups_a_dead_node_wrote_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    released: List[str] = []
+    monkeypatch.setattr(sweep, "delete_bridge", lambda name: released.append(name))
+    monkeypatch.setattr(sweep, "remove_cgroups", lambda root: released.append(root))
+    dead = tmp_path / "kubesync-cluster-dead"
+    dead.mkdir()
+    (dead / "owner.pid").write_text(str(2**22 + 1))
+    (dead / "node-resources.json").write_text(
+        json.dumps({"bridge": "ks-0a1b2c3d", "cgroup_root": "/kubesync-0a1b2c3d"}))
+    # Names that are not ours are never touched, whatever the file says.
+    odd = tmp_path / "kubesync-cluster-odd"
+    odd.mkdir()
+    (odd / "node-resources.json").write_text(json.dumps({"bridge": "eth0", "cgroup_root": "/"}))
+    assert sorted(sweep_stale_folders(str(tmp_path))) == [str(dead), str(odd)]
+    assert released == ["ks-0a1b2c3d", "/kubesync-0a1b2c3d"]
+
+
+def test_the_test_images_are_byte_reproducible(tmp_path: Path) -> None:
+    script = Path(__file__).parents[2] / "scripts" / "cluster" / "oci_image.py"
+    fake = _exe(tmp_path, "busybox")
+    fake.write_text("#!/bin/sh\necho bin/sh; echo usr/bin/nc; echo bin/busybox\n")
+    outs = []
+    for n in (1, 2):
+        out = tmp_path / f"image{n}.tar"
+        subprocess.run([sys.executable, str(script), "busybox", str(out), "--busybox",
+                        str(fake)], check=True, capture_output=True)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    with tarfile.open(tmp_path / "image1.tar") as tar:
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+    annotations = index["manifests"][0]["annotations"]
+    assert annotations["io.containerd.image.name"] == TEST_IMAGE
