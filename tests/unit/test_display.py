@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from kubesync import DynamicObject
-from kubesync.core import display
 from kubesync.core.convert import decode, decode_list
+from kubesync.display import render as display
 from kubesync.models.apps_v1 import Deployment
 from kubesync.models.core_v1 import ConfigMap
 from kubesync.runtime.store import StoreWriter

@@ -9,8 +9,8 @@ from typing import Any, List
 
 import pytest
 
-from kubesync.core import progress
-from kubesync.core.progress import Progress, display_mode
+from kubesync.display import progress
+from kubesync.display.progress import Progress, display_mode
 
 from .runtime_fakes import FakeApi, event, obj, page
 
@@ -151,7 +151,7 @@ def test_list_all_shows_pages_as_they_come(monkeypatch: pytest.MonkeyPatch):
     ]
 
     class Client:
-        def request(self, *args: Any, **kw: Any) -> Any:
+        def send(self, *args: Any, **kw: Any) -> Any:
             return pages.pop(0)
 
     out = Tty()
