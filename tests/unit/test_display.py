@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+import pytest
+
 from kubesync import DynamicObject
 from kubesync.core.convert import decode, decode_list
 from kubesync.display import render as display
@@ -78,3 +80,10 @@ def test_store_html_of_dynamic_objects_uses_their_kind():
                                                 "metadata": {"name": "g"}})))
     writer.apply_event(InitDone("1"))
     assert "Store of Gadget: 1 (ready)" in writer.store._repr_html_()
+
+
+def test_the_old_core_display_module_is_a_deprecated_alias() -> None:
+    import kubesync.core.display as old
+
+    with pytest.warns(DeprecationWarning, match="kubesync.display.render.object_html"):
+        assert old.object_html is display.object_html

@@ -182,3 +182,10 @@ def test_await_condition_shows_what_it_waits_for_and_the_outcome(
     assert found is not None and found.metadata.name == "x"
     assert "\rWaiting for Thing 'x': " in out.getvalue()
     assert "Thing 'x': condition met after " in out.getvalue()
+
+
+def test_the_old_core_progress_module_is_a_deprecated_alias() -> None:
+    import kubesync.core.progress as old
+
+    with pytest.warns(DeprecationWarning, match="kubesync.display.progress.Progress"):
+        assert old.Progress is Progress
