@@ -1,4 +1,4 @@
-"""``WatchStream``: one open watch call, read as ``WatchEvent``s. No threads here.
+"""``WatchStream``: one open watch call, read as ``WatchEvent`` values. No threads here.
 
 The resilient, relisting watcher built on it is ``kubesync.runtime.watcher``.
 """
@@ -22,7 +22,7 @@ K = TypeVar("K")
 
 
 class WatchStream(Generic[K]):
-    """An open watch: iterate for ``WatchEvent``s; ``close()`` (from any thread) ends it.
+    """An open watch: iterate for ``WatchEvent`` values; ``close()`` (from any thread) ends it.
 
     The call starts when iteration does. ERROR events raise their ``ApiError``; objects
     are decoded with ``decode_obj``; ``kind`` names the resource in error messages.
