@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any, Dict, List
 
 import pytest
@@ -87,3 +89,12 @@ def test_the_old_core_display_module_is_a_deprecated_alias() -> None:
 
     with pytest.warns(DeprecationWarning, match="kubesync.display.render.object_html"):
         assert old.object_html is display.object_html
+
+
+def test_importing_the_library_does_not_load_presentation() -> None:
+    code = (
+        "import sys, kubesync, kubesync.runtime, kubesync.crd\n"
+        "bad = [m for m in sys.modules if m.startswith(('kubesync.display', 'IPython'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

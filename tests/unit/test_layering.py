@@ -4,7 +4,7 @@ Every ``import`` and ``from ... import`` inside kubesync counts, wherever it sta
 module level, in a function, under ``TYPE_CHECKING``. The layers, each importing only from
 its left (and from itself):
 
-    errors <- core <- models <- config <- client <- runtime <- crd / manifests / testing
+    errors <- core <- models <- config <- client <- runtime <- crd <- manifests <- testing
 
 ``display`` (presentation) stands beside them: it imports from errors, core and models, and
 only crd, manifests, testing and the package root import it, except for the function-level
@@ -27,7 +27,8 @@ REPO = ROOT.parent
 
 #: The line, left to right: a module may import from a layer before its own.
 ORDER = ("errors", "core", "models", "config", "client", "runtime")
-#: Beside each other at the end of the line: each may import the whole line and display.
+#: The ends of the line, in this order: each may import the whole line, display, and the
+#: ends before it (manifests' apply waits for CRDs with crd's helper; testing may use both).
 ENDS = ("crd", "manifests", "testing")
 #: Presentation: may import these; imported only by ENDS, the root and ALLOWED hooks.
 DISPLAY_IMPORTS = ("errors", "core", "models")
@@ -158,7 +159,7 @@ def may_import(src: str, dst: str) -> bool:
     if a == "display":
         return b in DISPLAY_IMPORTS
     if a in ENDS:
-        return b in ORDER
+        return b in ORDER or (b in ENDS and ENDS.index(b) < ENDS.index(a))
     if a in ORDER and b in ORDER:
         return ORDER.index(b) < ORDER.index(a)
     return False
@@ -179,7 +180,7 @@ def test_no_import_goes_against_the_layering() -> None:
         f"{e.where()}: {e.src} imports {e.dst} ({layer(e.src)} may not import {layer(e.dst)})"
         for e in EDGES if not may_import(e.src, e.dst) and not _allowed(e)
     ]
-    line = " <- ".join(ORDER) + " <- " + " / ".join(ENDS)
+    line = " <- ".join(ORDER + ENDS)
     assert not bad, f"imports against the layering ({line}):\n" + "\n".join(bad)
 
 
@@ -256,6 +257,8 @@ def test_core_imports_nothing_impure() -> None:
         ("kubesync.manifests.apply", "kubesync.display.progress", True),
         ("kubesync.manifests", "kubesync.runtime.wait", True),
         ("kubesync.crd.resource", "kubesync.testing", False),
+        ("kubesync.manifests.apply", "kubesync.crd.install", True),
+        ("kubesync.crd.resource", "kubesync.manifests", False),
         ("kubesync.display.render", "kubesync.core.convert", True),
         ("kubesync.display.render", "kubesync.client.api", False),
         ("kubesync.client.client", "kubesync._version", True),
