@@ -1,19 +1,17 @@
-"""Deprecated: moved to ``kubesync.display`` (presentation is not part of the pure core)."""
+"""Deprecated: moved to ``kubesync.display.render`` (presentation is not part of the pure
+core). Kept one release; each name read from here warns."""
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
+from types import ModuleType
+
+from kubesync.core.moved import moved_to
 
 
-def __getattr__(name: str) -> Any:
-    # A deprecated alias, kept one release: forwards on use, with a warning.
+def _load() -> ModuleType:
     from kubesync.display import render
 
-    value = getattr(render, name)
-    warnings.warn(
-        f"kubesync.core.display.{name} moved to kubesync.display.render.{name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return value
+    return render
+
+
+__getattr__ = moved_to(__name__, "kubesync.display.render", _load)

@@ -1,20 +1,17 @@
 """Deprecated: moved to ``kubesync.display.progress`` (presentation is not part of the pure
-core)."""
+core). Kept one release; each name read from here warns."""
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
+from types import ModuleType
+
+from kubesync.core.moved import moved_to
 
 
-def __getattr__(name: str) -> Any:
-    # A deprecated alias, kept one release: forwards on use, with a warning.
+def _load() -> ModuleType:
     from kubesync.display import progress
 
-    value = getattr(progress, name)
-    warnings.warn(
-        f"kubesync.core.progress.{name} moved to kubesync.display.progress.{name}",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return value
+    return progress
+
+
+__getattr__ = moved_to(__name__, "kubesync.display.progress", _load)
