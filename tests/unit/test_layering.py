@@ -233,6 +233,15 @@ def test_allowed_exceptions_are_deferred_and_still_needed() -> None:
     assert not set(ALLOWED) - seen, f"no longer needed: {sorted(set(ALLOWED) - seen)}"
 
 
+#: Deprecated aliases of moved modules: for users' old imports, never for ours.
+DEPRECATED = ("kubesync.core.display", "kubesync.core.progress")
+
+
+def test_nothing_of_ours_imports_a_deprecated_alias() -> None:
+    bad = [f"{e.where()}: {e.src} imports {e.dst}" for e in EDGES if e.dst in DEPRECATED]
+    assert not bad, "use the modules' new homes (kubesync.display):\n" + "\n".join(bad)
+
+
 def test_core_imports_nothing_impure() -> None:
     bad = []
     for src, path in MODULES.items():
