@@ -334,7 +334,7 @@ def apply(
     Returns the server's objects in the order given. ``force`` takes fields another
     manager owns (otherwise ``ApplyError`` wrapping a ``Conflict`` names it). The first
     refused object raises ``ApplyError``; the objects applied before it stay applied.
-    ``progress`` as in ``kubesync.core.progress`` (None: only where a person watches).
+    ``progress`` as in ``kubesync.display.progress`` (None: only where a person watches).
     """
     entries = _entries(objs_or_source)
     batch_crds = _batch_crd_resources(entries)
@@ -345,7 +345,7 @@ def apply(
     rest = ordered[len(first):]
     crds = [p for p in first if p.tier == 1]
 
-    from kubesync.core.progress import Progress
+    from kubesync.display import Progress
 
     with Progress("Applying", total=len(ordered), unit="objects", enabled=progress) as bar:
         for done, p in enumerate(first, 1):

@@ -9,7 +9,6 @@ into the kind's model.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from typing import (
     TYPE_CHECKING,
@@ -26,11 +25,11 @@ from typing import (
     overload,
 )
 
+from kubesync.client import pods
+from kubesync.client.gcpause import gc_paused
+from kubesync.client.watch import WatchStream
 from kubesync.core.convert import decode, decode_list, encode
 from kubesync.core.dynamic import DynamicObject
-from kubesync.core.events import WatchEvent, parse_event
-from kubesync.core.gcpause import gc_paused
-from kubesync.core.json import loads
 from kubesync.core.params import (
     DEFAULT_PAGE_SIZE,
     DeleteOptions,
@@ -39,7 +38,6 @@ from kubesync.core.params import (
     Selector,
     WriteParams,
 )
-from kubesync.core.progress import Progress
 from kubesync.core.request import (
     ACCEPT_METADATA,
     ACCEPT_METADATA_LIST,
@@ -48,11 +46,9 @@ from kubesync.core.request import (
 )
 from kubesync.core.resource import ApiResource, resource_of
 from kubesync.errors import (
-    BadRequest,
     Conflict,
     NotFound,
     Status,
-    TransportError,
     UsageError,
 )
 
@@ -139,11 +135,8 @@ class Api(Generic[K]):
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _send(self, req: Request, timeout: Optional[float] = None) -> Any:
-        return self.client.request(
-            req.method, req.path, params=req.query or None, body=req.body,
-            content_type=req.content_type, headers=req.headers or None, timeout=timeout,
-        )
+    def _send(self, req: Request) -> Any:
+        return self.client.send(req)
 
     def _decode(self, data: Any) -> K:
         return decode(self.model, data)
@@ -222,7 +215,7 @@ class Api(Generic[K]):
 
     def _list(self, params: ListParams) -> ObjectList[K]:
         data = self._send(self._rb.list(params))
-        with gc_paused():  # thousands of wrappers, no cycles: see core/gcpause.py
+        with gc_paused():  # thousands of wrappers, no cycles: see client/gcpause.py
             return decode_list(self.model, data)
 
     def list_metadata(
@@ -254,8 +247,10 @@ class Api(Generic[K]):
         """Every object, page by page (``limit``/``continue``), as one iterator.
 
         ``progress``: a progress line while paging; None shows it only in Jupyter or a
-        terminal (see ``kubesync.core.progress``).
+        terminal (see ``kubesync.display.progress``).
         """
+        from kubesync.display.progress import Progress  # presentation: loaded on use
+
         continue_: Optional[str] = None
         done = 0
         plural = self.resource.plural
@@ -430,25 +425,8 @@ class Api(Generic[K]):
         A budget that forbids it raises ``TooManyRequests``. Servers older than 1.22 know
         only policy/v1beta1 Eviction; that is used when v1 is refused.
         """
-        if self.resource.kind != "Pod" or self.resource.group:
-            raise UsageError("evict is for Pods")
-        opts = DeleteOptions(grace_period_seconds=grace_period_seconds, dry_run=dry_run).body()
-        opts.pop("apiVersion"), opts.pop("kind")
-        last: Optional[BadRequest] = None
-        for version in ("policy/v1", "policy/v1beta1"):
-            body = {"apiVersion": version, "kind": "Eviction",
-                    "metadata": {"name": name, "namespace": self.namespace},
-                    "deleteOptions": opts}
-            try:
-                data = self._send(self._rb.create(body, WriteParams(), name=name,
-                                                  subresource="eviction"))
-            except (BadRequest, NotFound) as e:
-                if "Eviction" not in str(e) or version != "policy/v1":
-                    raise
-                last = e if isinstance(e, BadRequest) else last
-                continue
-            return Status.from_dict(data if isinstance(data, Mapping) else {})
-        raise last or UsageError("eviction refused")  # pragma: no cover
+        return pods.evict(self.client, self._rb, name,
+                          grace_period_seconds=grace_period_seconds, dry_run=dry_run)
 
     def logs(
         self, name: str, *, container: Optional[str] = None, follow: bool = False,
@@ -456,29 +434,9 @@ class Api(Generic[K]):
         timestamps: bool = False, previous: bool = False,
     ) -> Any:
         """A pod's log as one string; with ``follow=True`` an iterator of lines (str)."""
-        if self.resource.kind != "Pod" or self.resource.group:
-            raise UsageError("logs are for Pods")
-        q: Dict[str, Any] = {}
-        if container:
-            q["container"] = container
-        if tail_lines is not None:
-            q["tailLines"] = tail_lines
-        if since_seconds is not None:
-            q["sinceSeconds"] = since_seconds
-        if timestamps:
-            q["timestamps"] = "true"
-        if previous:
-            q["previous"] = "true"
-        if follow:
-            q["follow"] = "true"
-            return self._follow(self._rb.logs(name, q))
-        req = self._rb.logs(name, q)
-        return self.client.request_text(req.method, req.path, params=req.query)
-
-    def _follow(self, req: Request) -> Iterator[str]:
-        with self.client.stream_lines(req.method, req.path, params=req.query) as lines:
-            for line in lines:
-                yield line.decode("utf-8", errors="replace")
+        return pods.logs(self.client, self._rb, name, container=container, follow=follow,
+                         tail_lines=tail_lines, since_seconds=since_seconds,
+                         timestamps=timestamps, previous=previous)
 
     # -- watch --------------------------------------------------------------------------
 
@@ -502,58 +460,7 @@ class Api(Generic[K]):
         if metadata_only:
             from kubesync.models.meta_v1 import PartialObjectMetadata
 
-            return WatchStream(self, req, lambda d: decode(PartialObjectMetadata, d))
-        return WatchStream(self, req, self._decode)
+            return WatchStream(self.client, req, lambda d: decode(PartialObjectMetadata, d),
+                               kind=self.resource.kind)
+        return WatchStream(self.client, req, self._decode, kind=self.resource.kind)
 
-
-class WatchStream(Generic[K]):
-    """An open watch: iterate for ``WatchEvent``s; ``close()`` (from any thread) ends it."""
-
-    def __init__(self, api: Api[Any], req: Request, decode_obj: Callable[[Any], K]):
-        self._api = api
-        self._req = req
-        self._decode_obj = decode_obj
-        self._lines: Any = None
-        self._closed = False
-        self._lock = threading.Lock()
-
-    @property
-    def is_open(self) -> bool:
-        return self._lines is not None
-
-    def __iter__(self) -> Iterator[WatchEvent[K]]:
-        api, req = self._api, self._req
-        lines = api.client.stream_lines(req.method, req.path, params=req.query,
-                                        headers=req.headers or None)
-        with self._lock:
-            if self._closed:  # closed while we were connecting
-                lines.close()
-                return
-            self._lines = lines
-        decode_obj = self._decode_obj
-        kind = api.resource.kind
-        try:
-            for line in lines:
-                if self._closed:
-                    return
-                yield parse_event(loads(line), decode_obj, kind=kind,
-                                  method=req.method, url=req.path)
-        except TransportError:
-            # close() from another thread breaks the read: that is an end, not an error.
-            if not self._closed:
-                raise
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            lines, self._lines = self._lines, None
-        if lines is not None:
-            lines.close()
-
-    def __enter__(self) -> WatchStream[K]:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

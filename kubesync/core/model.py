@@ -1,7 +1,7 @@
 """``Model``, the base of every generated class, and the tables they are built from.
 
 A model decoded from JSON is a thin typed view: it keeps the source mapping and converts
-a field on first read (``kubesync.core.convert`` does the work), so decoding a LIST costs
+a field on first read (``kubesync.core.lazy`` does the work), so decoding a LIST costs
 almost nothing and encoding gives back exactly what came in, unknown fields included.
 
 Generated modules hold tables, not class statements: ``define_models`` turns a table
@@ -12,11 +12,9 @@ declarations for mypy and editors.
 
 from __future__ import annotations
 
-import datetime
 import sys
 import threading
 from typing import (
-    Annotated,
     Any,
     Callable,
     Dict,
@@ -24,11 +22,13 @@ from typing import (
     Mapping,
     Optional,
     Tuple,
-    Union,
 )
 
 import attrs
 
+from kubesync.core.fieldtypes import IntOrString, MicroTime, Quantity, Time, TimeFormat
+from kubesync.core.json import json_copy
+from kubesync.core.lazy import JSON_NAME, View, decode, encode, model_repr
 from kubesync.core.resource import ApiResource
 
 __all__ = [
@@ -45,38 +45,9 @@ __all__ = [
 
 API_REFERENCE = "https://kubernetes.io/docs/reference/kubernetes-api/"
 
-#: The attrs field metadata key holding a field's JSON name (when it is not the
-#: camelCase of the attribute name).
-JSON_NAME = "kubesync.json"
-
-
-@attrs.frozen
-class TimeFormat:
-    """How a datetime field is written: ``Time`` in seconds, ``MicroTime`` in microseconds."""
-
-    micro: bool
-
-
-#: meta/v1 Time: RFC 3339, seconds, UTC (``2024-05-01T10:00:00Z``); a tz-aware datetime.
-Time = Annotated[datetime.datetime, TimeFormat(micro=False)]
-#: meta/v1 MicroTime: RFC 3339 with microseconds (``2024-05-01T10:00:00.123456Z``).
-MicroTime = Annotated[datetime.datetime, TimeFormat(micro=True)]
-#: intstr.IntOrString: a port number or name, a count or a percentage.
-IntOrString = Union[int, str]
-#: resource.Quantity as the server writes it (``500m``, ``1Gi``); see ``parse_quantity``.
-Quantity = str
-
-
-class _Located:
-    # Where a lazily decoded object sits in its top-level object, for error messages:
-    # None for a top-level object, else (parent location or top class, json name[, index]).
-    # A plain slot, not an attrs field: it is bookkeeping, not data.
-    __slots__ = ("_kube_at",)
-    _kube_at: Any
-
 
 @attrs.define(slots=True, kw_only=True, repr=False)
-class Model(_Located):
+class Model(View):
     """Base of every model: an attrs class whose fields read through to decoded JSON.
 
     ``None`` means absent. Objects decoded from the server share the source mapping:
@@ -90,19 +61,21 @@ class Model(_Located):
     )
 
     def __repr__(self) -> str:
-        return _convert.model_repr(self)
+        return model_repr(self)
 
     def __copy__(self) -> Any:
         return attrs.evolve(self)
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> Any:
-        return _convert.decode(type(self), _convert.json_copy(_convert.encode(self)))
+        return decode(type(self), json_copy(encode(self)))
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (_convert.decode, (type(self), _convert.encode(self)))
+        return (decode, (type(self), encode(self)))
 
     def _repr_html_(self) -> str:
-        from kubesync.core.display import object_html
+        # Presentation lives in kubesync.display, above core: imported only when a
+        # notebook asks for the HTML form.
+        from kubesync.display import object_html
 
         return object_html(self)
 
@@ -171,8 +144,3 @@ def _build_class(module: str, group_version: str, name: str, entry: Entry) -> ty
         )
     cls = type(name, (Model,), body)
     return attrs.define(slots=True, kw_only=True, repr=False)(cls)
-
-
-# Bottom import: convert needs Model defined (and installs Model.__getattr__, the lazy
-# read); Model's methods need convert.
-from kubesync.core import convert as _convert  # noqa: E402

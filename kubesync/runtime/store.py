@@ -137,7 +137,7 @@ class Store(Generic[K]):
         return f"<Store {len(self)} objects{'' if self.is_ready else ', not ready'}>"
 
     def _repr_html_(self) -> str:
-        from kubesync.core.display import store_html
+        from kubesync.display import store_html
 
         return store_html(self)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
-from kubesync.core.progress import REFRESH, Progress
 from kubesync.errors import KubeError
 from kubesync.runtime.watcher import Apply, Delete, InitApply, InitDone, Watcher, WatcherConfig
 
@@ -40,8 +39,10 @@ def await_condition(
 
     ``condition`` sees None while the object does not exist. Raises ``WaitTimeout``
     after ``timeout`` seconds (None: wait forever). ``progress``: a line showing the wait;
-    None shows it only in Jupyter or a terminal (see ``kubesync.core.progress``).
+    None shows it only in Jupyter or a terminal (see ``kubesync.display.progress``).
     """
+    from kubesync.display.progress import REFRESH, Progress  # presentation: loaded on use
+
     config = WatcherConfig(field_selector=f"metadata.name={name}")
     deadline = None if timeout is None else time.monotonic() + timeout
     current: Optional[K] = None

@@ -12,6 +12,7 @@ import yaml
 
 from kubesync import DynamicObject, manifests
 from kubesync.core.convert import encode
+from kubesync.core.request import Request
 from kubesync.errors import NotFound, Status
 from kubesync.manifests import ApplyError, ManifestError
 from kubesync.models.apps_v1 import Deployment
@@ -214,6 +215,10 @@ class FakeClient:
         out = dict(body)
         out["metadata"] = {**body["metadata"], "resourceVersion": str(len(self.patches))}
         return out
+
+    def send(self, req: Request, **kw: Any) -> Any:
+        return self.request(req.method, req.path, params=dict(req.query) or None, body=req.body,
+                            content_type=req.content_type)
 
 
 BUNDLE = textwrap.dedent("""\
