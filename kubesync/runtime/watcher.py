@@ -34,7 +34,7 @@ import attrs
 from kubesync.core.events import BOOKMARK, DELETED
 from kubesync.core.params import DEFAULT_PAGE_SIZE, Selector
 from kubesync.errors import Gone, KubeError
-from kubesync.runtime.backoff import ExponentialBackoff
+from kubesync.core.backoff import ExponentialBackoff
 
 if TYPE_CHECKING:
     from kubesync.client.api import Api

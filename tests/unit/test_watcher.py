@@ -8,7 +8,7 @@ from typing import Any, Iterator, List
 import pytest
 
 from kubesync.errors import Gone, ServerError, Status, TransportError
-from kubesync.runtime.backoff import ExponentialBackoff
+from kubesync.core.backoff import ExponentialBackoff
 from kubesync.runtime.watcher import (
     Apply,
     Delete,
