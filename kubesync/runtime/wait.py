@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from kubesync.core.progress import REFRESH, Progress
 from kubesync.errors import KubeError
-from kubesync.runtime.watcher import Apply, Delete, InitApply, InitDone, Watcher, WatcherConfig
+from kubesync.runtime.watcher import (
+    Apply,
+    Delete,
+    InitApply,
+    InitDone,
+    Watcher,
+    WatcherConfig,
+    unique_name,
+)
 
 if TYPE_CHECKING:
     from kubesync.client.api import Api
@@ -49,7 +57,7 @@ def await_condition(
     what = f"{api.resource.kind} {name!r}"
     bar = Progress(f"Waiting for {what}", enabled=progress)
     with bar, Watcher(api, config,
-                      name=f"kubesync-wait-{api.resource.plural}-{name}"[:60]) as w:
+                      name=unique_name(f"kubesync-wait-{api.resource.plural}-{name}"[:56])) as w:
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
