@@ -33,6 +33,7 @@ from kubesync.errors import KubeError
 from kubesync.runtime.queue import QueueShutDown, WorkQueue
 from kubesync.runtime.reflector import writer_errors
 from kubesync.runtime.store import Store, StoreStopped, StoreWriter
+from kubesync.runtime.threads import join_thread, unique_name
 from kubesync.runtime.watcher import (
     Apply,
     Delete,
@@ -40,8 +41,6 @@ from kubesync.runtime.watcher import (
     PredicateFilter,
     Watcher,
     WatcherConfig,
-    join_thread,
-    unique_name,
     watcher_config,
 )
 

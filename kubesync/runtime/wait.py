@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from kubesync.core.progress import REFRESH, Progress
 from kubesync.errors import KubeError
+from kubesync.runtime.threads import unique_name
 from kubesync.runtime.watcher import (
     Apply,
     Delete,
@@ -14,7 +15,6 @@ from kubesync.runtime.watcher import (
     InitDone,
     Watcher,
     WatcherConfig,
-    unique_name,
 )
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ See https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detec
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import random
@@ -40,6 +39,7 @@ from kubesync.core.events import BOOKMARK, DELETED
 from kubesync.core.objectref import identity
 from kubesync.core.params import DEFAULT_PAGE_SIZE, Selector
 from kubesync.errors import Gone, KubeError
+from kubesync.runtime.threads import join_thread, unique_name
 
 if TYPE_CHECKING:
     from kubesync.client.api import Api
@@ -202,14 +202,6 @@ def watcher_config(config: Optional[WatcherConfig] = None, **options: Any) -> Wa
     base = config if config is not None else WatcherConfig()
     given = {k: v for k, v in options.items() if v is not None}
     return attrs.evolve(base, **given) if given else base
-
-
-_counter = itertools.count(1)
-
-
-def unique_name(prefix: str) -> str:
-    """A thread name no other thread of this process gets: ``prefix`` and a number."""
-    return f"{prefix}-{next(_counter)}"
 
 
 def _watch_timeout(config: WatcherConfig) -> int:
@@ -466,20 +458,6 @@ class Watcher(Generic[K]):
         if delay:
             self._clock.wait(self._stop, delay)
         return nxt
-
-
-def join_thread(thread: Optional[threading.Thread], timeout: Optional[float],
-                logger: logging.Logger) -> bool:
-    """Join ``thread`` (not the current one) for up to ``timeout`` seconds; a thread still
-    alive after that is logged as a warning by name. Returns whether it ended."""
-    if thread is None or thread is threading.current_thread():
-        return thread is None
-    thread.join(timeout)
-    if thread.is_alive():
-        logger.warning("thread %s did not stop within %ss; left running (a daemon)",
-                       thread.name, timeout)
-        return False
-    return True
 
 
 def watcher(
