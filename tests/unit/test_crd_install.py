@@ -70,7 +70,7 @@ def test_waits_until_established_backing_off_on_the_clock() -> None:
 
 def test_refused_names_raise_at_once() -> None:
     client, clock = FakeClient([crd(NamesAccepted="False")]), FakeClock()
-    with pytest.raises(CrdNotAccepted, match="names not accepted.*NamesAccepted is False"):
+    with pytest.raises(CrdNotAccepted, match=r"names not accepted.*NamesAccepted is False"):
         wait_established(client, NAME, timeout=60, clock=clock)  # type: ignore[arg-type]
     assert clock.sleeps == 0
 
