@@ -28,6 +28,7 @@ from kubesync.runtime.watcher import (
     step,
     watcher,
 )
+from tests.helpers import eventually
 from tests.unit.runtime_fakes import (
     FakeApi,
     FakeStream,
@@ -212,11 +213,7 @@ def test_a_consumer_that_stops_reading_bounds_what_the_thread_pulls() -> None:
     w = Watcher(api, CFG, queue_size=8)  # type: ignore[arg-type]
     w.start()
     # Wait (bounded) until the queue is full and the thread is parked on it.
-    for _ in range(200):
-        if w._queue.full():
-            break
-        threading.Event().wait(0.01)
-    assert w._queue.full()
+    eventually(w._queue.full, timeout=10, what="the queue full")
     # The queue's 8, one event in the thread's hand, one being pulled: no more.
     assert len(pulled) <= 8 + 2
     w.stop()
