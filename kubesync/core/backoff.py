@@ -124,14 +124,6 @@ class ExponentialBackoff:
         self._last: Optional[float] = None
         self._lock = threading.Lock()
 
-    @classmethod
-    def of(cls, policy: Backoff, *, reset_after: Optional[float] = None,
-           clock: Optional[Clock] = None,
-           rng: Optional[random.Random] = None) -> ExponentialBackoff:
-        """A counter over ``policy``."""
-        return cls(policy.initial, policy.maximum, factor=policy.factor, jitter=policy.jitter,
-                   reset_after=reset_after, clock=clock, rng=rng)
-
     @property
     def initial(self) -> float:
         return self.policy.initial
