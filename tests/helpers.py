@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 
 def eventually(cond: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
@@ -16,3 +16,15 @@ def eventually(cond: Callable[[], object], timeout: float = 60.0, what: str = ""
             return
         waiter.wait(0.02)
     raise AssertionError(f"not reached in {timeout}s: {what or cond}")
+
+
+def served(client: Any, path: str) -> bool:
+    """Whether the API server answers GET ``path`` (a new CRD's kind is Established a
+    moment before its handler and discovery serve it)."""
+    from kubesync.errors import NotFound
+
+    try:
+        client.request("GET", path)
+    except NotFound:
+        return False
+    return True

@@ -9,7 +9,6 @@ into the kind's model.
 from __future__ import annotations
 
 import random
-import time
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -28,6 +27,8 @@ from typing import (
 from kubesync.client import pods
 from kubesync.client.gcpause import gc_paused
 from kubesync.client.watch import WatchStream
+from kubesync.core.backoff import UPDATE_CONFLICT
+from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.convert import decode, decode_list, encode
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.params import (
@@ -63,10 +64,10 @@ __all__ = ["Api", "WatchStream"]
 K = TypeVar("K")
 
 #: RetryOnConflict: client-go's DefaultRetry tries 5 times 10 ms apart; we allow more
-#: tries with exponential backoff and jitter, because a script's read-modify-write often
-#: races with a controller (and 8 racing writers need up to 8 rounds).
+#: tries with exponential backoff and jitter (``kubesync.core.backoff.UPDATE_CONFLICT``),
+#: because a script's read-modify-write often races with a controller (and 8 racing
+#: writers need up to 8 rounds).
 UPDATE_RETRIES = 12
-UPDATE_BACKOFF = (0.01, 1.0)
 
 
 class Api(Generic[K]):
@@ -354,14 +355,15 @@ class Api(Generic[K]):
     def update(
         self, name: str, mutate: Callable[[K], Optional[K]], *,
         retries: int = UPDATE_RETRIES, field_manager: Optional[str] = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> K:
         """Read-modify-write: get, ``mutate`` (in place, or return a new object), replace.
 
         On ``Conflict`` (someone wrote in between) it starts over from a fresh get, with
         exponential backoff and jitter, up to ``retries`` times; the last Conflict is
-        raised. ``mutate`` may run more than once: keep it free of side effects.
+        raised. ``mutate`` may run more than once: keep it free of side effects. The
+        pauses go through ``clock`` (a ``FakeClock`` in tests).
         """
-        delay, cap = UPDATE_BACKOFF
         for attempt in range(retries + 1):
             current = self.get(name)
             changed = mutate(current)
@@ -371,7 +373,7 @@ class Api(Generic[K]):
             except Conflict:
                 if attempt == retries:
                     raise
-                time.sleep(random.uniform(0, min(cap, delay * 2**attempt)))
+                clock.sleep(UPDATE_CONFLICT.delay(attempt, random.random()))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- subresources -------------------------------------------------------------------

@@ -6,7 +6,6 @@ import logging
 import random
 import sys
 import threading
-import time
 import warnings
 from types import TracebackType
 from typing import (
@@ -35,6 +34,8 @@ from kubesync.config import tls
 from kubesync.config.auth import Credentials
 from kubesync.config.config import Config, Impersonation
 from kubesync.core import json
+from kubesync.core.backoff import CLIENT_RETRY, Backoff
+from kubesync.core.clock import SYSTEM_CLOCK
 from kubesync.core.request import Request
 from kubesync.errors import (
     ApiError,
@@ -88,16 +89,20 @@ class RetryPolicy:
     """
 
     retries: int = DEFAULT_RETRIES
-    backoff_base: float = 0.5
-    backoff_cap: float = 8.0
+    backoff_base: float = CLIENT_RETRY.initial
+    backoff_cap: float = CLIENT_RETRY.maximum
     retry_after_cap: float = 60.0
-    sleep: Callable[[float], None] = attrs.field(default=time.sleep, eq=False, repr=False)
+    sleep: Callable[[float], None] = attrs.field(default=SYSTEM_CLOCK.sleep, eq=False, repr=False)
     random: Callable[[], float] = attrs.field(default=random.random, eq=False, repr=False)
 
     def backoff(self, attempt: int) -> float:
         """The jittered wait before retry number ``attempt + 1``."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
-        return ceiling / 2 + ceiling / 2 * self.random()
+        if self.backoff_base <= 0:
+            return 0.0
+        policy = Backoff(initial=self.backoff_base,
+                         maximum=max(self.backoff_cap, self.backoff_base),
+                         jitter=CLIENT_RETRY.jitter)
+        return policy.delay(attempt, self.random())
 
     def delay(self, attempt: int, method: str, error: KubeError) -> Optional[float]:
         """Seconds to wait before retrying after ``error``, or None to give up."""

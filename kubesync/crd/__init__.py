@@ -35,7 +35,14 @@ Union[int, str], Any and nested classes; see ``kubesync.crd.schema``.
 """
 
 from kubesync.core.model import Model
-from kubesync.crd.install import CrdNotAccepted, install, uninstall
+from kubesync.crd.install import (
+    CrdNotAccepted,
+    CrdNotEstablished,
+    CrdWaitTimeout,
+    install,
+    uninstall,
+    wait_established,
+)
 from kubesync.crd.resource import (
     CustomResource,
     PrinterColumn,
@@ -47,6 +54,8 @@ from kubesync.crd.schema import SchemaError, field, schema_for
 
 __all__ = [
     "CrdNotAccepted",
+    "CrdNotEstablished",
+    "CrdWaitTimeout",
     "CustomResource",
     "Model",
     "PrinterColumn",
@@ -58,4 +67,5 @@ __all__ = [
     "merge_crds",
     "schema_for",
     "uninstall",
+    "wait_established",
 ]

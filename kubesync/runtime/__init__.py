@@ -5,7 +5,7 @@ events; a ``StoreWriter`` (via ``reflector``/``start_reflector``) keeps a ``Stor
 ``Controller`` feeds a ``WorkQueue`` from watchers and reconciles with a worker pool.
 """
 
-from kubesync.runtime.backoff import ExponentialBackoff
+from kubesync.core.backoff import ExponentialBackoff
 from kubesync.runtime.controller import Action, Controller, ObjectRef, default_error_policy
 from kubesync.runtime.finalizer import finalizer
 from kubesync.runtime.leader import LeaderElector

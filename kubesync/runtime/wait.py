@@ -6,7 +6,15 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from kubesync.errors import KubeError
-from kubesync.runtime.watcher import Apply, Delete, InitApply, InitDone, Watcher, WatcherConfig
+from kubesync.runtime.threads import unique_name
+from kubesync.runtime.watcher import (
+    Apply,
+    Delete,
+    InitApply,
+    InitDone,
+    Watcher,
+    WatcherConfig,
+)
 
 if TYPE_CHECKING:
     from kubesync.client.api import Api
@@ -50,7 +58,7 @@ def await_condition(
     what = f"{api.resource.kind} {name!r}"
     bar = Progress(f"Waiting for {what}", enabled=progress)
     with bar, Watcher(api, config,
-                      name=f"kubesync-wait-{api.resource.plural}-{name}"[:60]) as w:
+                      name=unique_name(f"kubesync-wait-{api.resource.plural}-{name}"[:56])) as w:
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:

@@ -32,6 +32,7 @@ from kubesync.models.core_v1 import (
 from kubesync.models.meta_v1 import LabelSelector as LabelSelectorModel
 from kubesync.models.meta_v1 import ObjectMeta, OwnerReference
 from kubesync.runtime.wait import await_condition, is_deleted
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -286,12 +287,7 @@ def test_a_watch_can_be_closed_from_another_thread(cms: Api[ConfigMap]) -> None:
 
     t = threading.Thread(target=read, name="reader")
     t.start()
-    waiter = threading.Event()
-    for _ in range(1000):  # until the reader has the stream open (bounded)
-        if stream.is_open:
-            break
-        waiter.wait(0.01)
-    assert stream.is_open
+    eventually(lambda: stream.is_open, timeout=10, what="the reader has the stream open")
     stream.close()
     assert ended.wait(10)
     t.join(10)

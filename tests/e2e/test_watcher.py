@@ -9,10 +9,10 @@ from typing import Any, Dict, Optional, Set, Tuple
 import pytest
 
 from kubesync import Api
+from kubesync.core.backoff import ExponentialBackoff
 from kubesync.core.params import Patch
 from kubesync.models.core_v1 import ConfigMap
 from kubesync.models.meta_v1 import ObjectMeta
-from kubesync.runtime.backoff import ExponentialBackoff
 from kubesync.runtime.reflector import start_reflector
 from kubesync.runtime.store import Store, StoreWriter
 from kubesync.runtime.wait import await_condition, is_deleted
