@@ -42,7 +42,7 @@ from kubesync.errors import (
     InsecureTLSWarning,
     KubeError,
     KubeWarning,
-    TimeoutError,
+    RequestTimeout,
     TLSError,
     TransportError,
     UsageError,
@@ -110,7 +110,7 @@ class RetryPolicy:
         if isinstance(error, TransportError):
             # A dropped connection may have delivered the request; a read timeout already
             # waited the full read timeout. Retry only the first, and only for reads.
-            if read and not isinstance(error, TimeoutError):
+            if read and not isinstance(error, RequestTimeout):
                 return self.backoff(attempt)
             return None
         if not isinstance(error, ApiError) or error.code not in RETRY_STATUSES:
