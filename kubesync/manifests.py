@@ -468,12 +468,8 @@ def _await_crds(client: Client, crds: List[_Planned], deadline: float, bar: Any)
     """Wait until each CRD is Established (or refused its names) by ``deadline``."""
     from kubesync.client.api import Api
     from kubesync.models.apiextensions_v1 import CustomResourceDefinition
-    from kubesync.runtime.wait import (
-        WaitTimeout,
-        await_condition,
-        find_condition,
-        is_crd_established_or_refused,
-    )
+    from kubesync.runtime.conditions import find_condition, is_crd_established_or_refused
+    from kubesync.runtime.wait import WaitTimeout, await_condition
 
     api = Api(client, CustomResourceDefinition)
     settled = is_crd_established_or_refused()

@@ -42,11 +42,8 @@ def install(
     """
     from kubesync.client.api import Api
     from kubesync.models.apiextensions_v1 import CustomResourceDefinition
-    from kubesync.runtime.wait import (
-        await_condition,
-        find_condition,
-        is_crd_established_or_refused,
-    )
+    from kubesync.runtime.conditions import find_condition, is_crd_established_or_refused
+    from kubesync.runtime.wait import await_condition
 
     crd = resource.crd() if isinstance(resource, type) else resource
     api = Api(client, CustomResourceDefinition)
@@ -68,7 +65,8 @@ def uninstall(
     once it is gone. Absent already is fine."""
     from kubesync.client.api import Api
     from kubesync.models.apiextensions_v1 import CustomResourceDefinition
-    from kubesync.runtime.wait import await_condition, is_deleted
+    from kubesync.runtime.conditions import is_deleted
+    from kubesync.runtime.wait import await_condition
 
     crd = resource.crd() if isinstance(resource, type) else resource
     name = crd.metadata.name if crd.metadata else None

@@ -51,7 +51,7 @@ __all__ = [
     "applied_objects",
     "predicate_filter",
     "step",
-    "watcher",
+    "watch",
 ]
 
 log = logging.getLogger("kubesync.runtime.watcher")
@@ -416,7 +416,7 @@ class Watcher(Generic[K]):
         return nxt
 
 
-def watcher(
+def watch(
     api: Api[K],
     *,
     label_selector: Selector = None,
@@ -428,7 +428,11 @@ def watcher(
     on_error: Optional[Callable[[BaseException], None]] = None,
     queue_size: int = QUEUE_SIZE,
 ) -> Watcher[K]:
-    """A ``Watcher`` over ``api`` (not yet started: iterate it or use ``with``)."""
+    """A ``Watcher`` over ``api`` (not yet started: iterate it or use ``with``).
+
+    The resilient watch: it relists after ``410 Gone`` and resumes after a dropped
+    connection; ``Api.watch()`` is one raw watch request.
+    """
     config = WatcherConfig(label_selector, field_selector, page_size, bookmarks, metadata_only)
     return Watcher(api, config, backoff=backoff, on_error=on_error, queue_size=queue_size)
 

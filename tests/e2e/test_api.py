@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 import pytest
 
 from kubesync import Api
-from kubesync.core.params import LabelSelector, Patch
+from kubesync.core.params import LabelQuery, Patch
 from kubesync.errors import (
     AlreadyExists,
     ApiError,
@@ -31,7 +31,8 @@ from kubesync.models.core_v1 import (
 )
 from kubesync.models.meta_v1 import LabelSelector as LabelSelectorModel
 from kubesync.models.meta_v1 import ObjectMeta, OwnerReference
-from kubesync.runtime.wait import await_condition, is_deleted
+from kubesync.runtime.conditions import is_deleted
+from kubesync.runtime.wait import await_condition
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +59,7 @@ def test_create_get_get_opt_and_get_metadata(cms: Api[ConfigMap]) -> None:
 def test_list_with_selectors_and_list_metadata(cms: Api[ConfigMap]) -> None:
     for i in range(6):
         cms.create(cm(f"sel-{i}", tier="a" if i % 2 else "b"))
-    listed = cms.list(label_selector=LabelSelector(tier="a"))
+    listed = cms.list(label_selector=LabelQuery(tier="a"))
     assert sorted(o.metadata.name for o in listed.items) == ["sel-1", "sel-3", "sel-5"]
     assert listed.metadata.resource_version
     by_field = cms.list(field_selector="metadata.name=sel-2")

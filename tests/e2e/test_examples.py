@@ -140,7 +140,8 @@ def test_cleanup_jobs_deletes_only_completed_jobs_older_than_the_cutoff(
         kube_cluster: Any, kube_client: Any, kube_namespace: str) -> None:
     from kubesync import Api
     from kubesync.models.batch_v1 import Job
-    from kubesync.runtime.wait import await_condition, is_deleted
+    from kubesync.runtime.conditions import is_deleted
+    from kubesync.runtime.wait import await_condition
 
     jobs = Api(kube_client, Job, kube_namespace)
     _completed_job(jobs, "old", hours_ago=5)
