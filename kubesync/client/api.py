@@ -315,13 +315,26 @@ class Api(Generic[K]):
         return patch
 
     def apply(
-        self, obj: K, *, field_manager: str, force: bool = False, dry_run: bool = False,
-        field_validation: Optional[str] = None,
+        self, obj: Union[K, Mapping[str, Any]], *, field_manager: str, force: bool = False,
+        dry_run: bool = False, field_validation: Optional[str] = None,
     ) -> K:
         """Server-side apply ``obj`` as ``field_manager``.
 
-        Fields another manager owns raise ``Conflict`` naming it; ``force=True`` takes them.
+        ``obj`` is the kind's model, or any mapping (a dict, a ``DynamicObject``) holding
+        the partial manifest to apply: its ``apiVersion`` and ``kind``, when given, must be
+        this Api's. Fields another manager owns raise ``Conflict`` naming it;
+        ``force=True`` takes them.
         """
+        if isinstance(obj, Mapping) and not isinstance(obj, self.model):
+            api_version = obj.get("apiVersion", self.resource.api_version)
+            kind = obj.get("kind", self.resource.kind)
+            if (api_version, kind) != (self.resource.api_version, self.resource.kind):
+                raise UsageError(
+                    f"this Api is for {self.resource.api_version} {self.resource.kind}, "
+                    f"the manifest is {api_version} {kind}"
+                )
+            # Decoding is lazy and keeps every field, so the body is the manifest as given.
+            obj = self._decode(dict(obj))
         body = self._body(obj)
         name = self._name_of(body)
         wp = WriteParams(dry_run, field_manager, field_validation)

@@ -151,6 +151,19 @@ def test_server_side_apply_conflicts_name_the_manager_and_force_takes_over(
     assert "bob" in managers
 
 
+def test_server_side_apply_of_a_partial_dict_manifest_owns_only_its_fields(
+    cms: Api[ConfigMap],
+) -> None:
+    cms.apply(cm("ssa-dict", {"theirs": "1"}), field_manager="other")
+    out = cms.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": "ssa-dict", "labels": {"app": "w"}},
+                     "data": {"mine": "2"}}, field_manager="script")
+    assert out.data == {"theirs": "1", "mine": "2"} and out.metadata.labels == {"app": "w"}
+    with pytest.raises(UsageError, match="v1 Secret"):
+        cms.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssa-dict"}},
+                  field_manager="script")
+
+
 def test_dry_run_writes_nothing(cms: Api[ConfigMap]) -> None:
     out = cms.create(cm("dry"), dry_run=True)
     assert out.metadata.name == "dry"
