@@ -18,6 +18,7 @@ from typing import (
     Dict,
     Generic,
     Iterator,
+    Literal,
     Mapping,
     Optional,
     Type,
@@ -463,11 +464,32 @@ class Api(Generic[K]):
             return Status.from_dict(data if isinstance(data, Mapping) else {})
         raise last or UsageError("eviction refused")  # pragma: no cover
 
+    @overload
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: Literal[False] = False,
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> str: ...
+
+    @overload
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: Literal[True],
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> Iterator[str]: ...
+
+    @overload
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: bool,
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> Union[str, Iterator[str]]: ...
+
     def logs(
         self, name: str, *, container: Optional[str] = None, follow: bool = False,
         tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
         timestamps: bool = False, previous: bool = False,
-    ) -> Any:
+    ) -> Union[str, Iterator[str]]:
         """A pod's log as one string; with ``follow=True`` an iterator of lines (str)."""
         if self.resource.kind != "Pod" or self.resource.group:
             raise UsageError("logs are for Pods")
@@ -495,16 +517,40 @@ class Api(Generic[K]):
 
     # -- watch --------------------------------------------------------------------------
 
+    @overload
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: Literal[False] = False,
+    ) -> WatchStream[K]: ...
+
+    @overload
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: Literal[True],
+    ) -> WatchStream[PartialObjectMetadata]: ...
+
+    @overload
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: bool,
+    ) -> WatchStream[Any]: ...
+
     def watch(
         self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
         field_selector: Selector = None, timeout_seconds: Optional[int] = None,
         bookmarks: bool = True, send_initial_events: bool = False,
         resource_version_match: Optional[str] = None, metadata_only: bool = False,
-    ) -> WatchStream[Any]:
+    ) -> Union[WatchStream[K], WatchStream[PartialObjectMetadata]]:
         """The raw event stream from ``resource_version``: a ``WatchStream`` to iterate.
 
         ERROR events raise their ``ApiError`` (410 as ``Gone``: relist and start over).
-        The resilient, relisting watcher is ``kubesync.runtime.watcher``. With
+        The resilient, relisting watcher is ``kubesync.runtime.watch()``. With
         ``metadata_only`` the events carry ``PartialObjectMetadata``.
         """
         params = ListParams(label_selector, field_selector, None, None, resource_version,

@@ -13,6 +13,7 @@ declarations for mypy and editors.
 from __future__ import annotations
 
 import datetime
+import importlib
 import sys
 import threading
 from typing import (
@@ -32,6 +33,7 @@ import attrs
 from kubesync.core.resource import ApiResource
 
 __all__ = [
+    "ABSENT_AS_EMPTY",
     "API_REFERENCE",
     "JSON_NAME",
     "IntOrString",
@@ -48,6 +50,11 @@ API_REFERENCE = "https://kubernetes.io/docs/reference/kubernetes-api/"
 #: The attrs field metadata key holding a field's JSON name (when it is not the
 #: camelCase of the attribute name).
 JSON_NAME = "kubesync.json"
+
+#: The attrs field metadata key marking a field that is never None: absent in the JSON it
+#: reads as its (factory) default, and that default, left empty, is not written back.
+#: An object's ``metadata``: the server always sends it, so it is typed as present.
+ABSENT_AS_EMPTY = "kubesync.absent_as_empty"
 
 
 @attrs.frozen
@@ -158,6 +165,11 @@ def _build_class(module: str, group_version: str, name: str, entry: Entry) -> ty
     }
     defaults = {"api_version": gvk[0], "kind": gvk[1]} if gvk else {}
     for attr, json_name, annotation, required in rows:
+        if gvk and attr == "metadata" and annotation.rpartition(".")[2] == "ObjectMeta":
+            annotations[attr] = annotation
+            body[attr] = attrs.field(factory=_object_meta,
+                                     metadata={JSON_NAME: json_name, ABSENT_AS_EMPTY: True})
+            continue
         annotations[attr] = annotation if required else f"Optional[{annotation}]"
         body[attr] = attrs.field(
             default=attrs.NOTHING if required else defaults.get(attr),
@@ -171,6 +183,11 @@ def _build_class(module: str, group_version: str, name: str, entry: Entry) -> ty
         )
     cls = type(name, (Model,), body)
     return attrs.define(slots=True, kw_only=True, repr=False)(cls)
+
+
+def _object_meta() -> Any:
+    """A new, empty ObjectMeta (looked up by name: the models are built on ``core``)."""
+    return importlib.import_module("kubesync.models.meta_v1").ObjectMeta()
 
 
 # Bottom import: convert needs Model defined (and installs Model.__getattr__, the lazy

@@ -37,7 +37,7 @@ from typing import (
 import attrs
 
 from kubesync.core.convert import decode, encode, json_copy
-from kubesync.core.model import Model
+from kubesync.core.model import ABSENT_AS_EMPTY, Model
 from kubesync.core.resource import ApiResource
 from kubesync.crd.schema import SchemaError, model_of, schema_for, to_model
 from kubesync.errors import UsageError
@@ -317,7 +317,7 @@ def _fields(d: Definition) -> Dict[str, Any]:
         },
         "api_version": attrs.field(default=f"{d.group}/{d.version}"),
         "kind": attrs.field(default=d.kind),
-        "metadata": attrs.field(factory=ObjectMeta),
+        "metadata": attrs.field(factory=ObjectMeta, metadata={ABSENT_AS_EMPTY: True}),
         # to_model: an instance of a plain spec or status class becomes its Model's.
         "spec": attrs.field(converter=to_model),
         "status": attrs.field(default=None, converter=to_model),
