@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from kubesync.runtime.conditions import is_job_completed as is_job_completed
     from kubesync.runtime.conditions import is_pod_running as is_pod_running
 
-__all__ = ["Condition", "WaitTimeout", "await_condition"]
+__all__ = ["WaitTimeout", "await_condition"]
 
 K = TypeVar("K")
 
