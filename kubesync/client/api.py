@@ -16,6 +16,7 @@ from typing import (
     Dict,
     Generic,
     Iterator,
+    Literal,
     Mapping,
     Optional,
     Type,
@@ -311,13 +312,26 @@ class Api(Generic[K]):
         return patch
 
     def apply(
-        self, obj: K, *, field_manager: str, force: bool = False, dry_run: bool = False,
-        field_validation: Optional[str] = None,
+        self, obj: Union[K, Mapping[str, Any]], *, field_manager: str, force: bool = False,
+        dry_run: bool = False, field_validation: Optional[str] = None,
     ) -> K:
         """Server-side apply ``obj`` as ``field_manager``.
 
-        Fields another manager owns raise ``Conflict`` naming it; ``force=True`` takes them.
+        ``obj`` is the kind's model, or any mapping (a dict, a ``DynamicObject``) holding
+        the partial manifest to apply: its ``apiVersion`` and ``kind``, when given, must be
+        this Api's. Fields another manager owns raise ``Conflict`` naming it;
+        ``force=True`` takes them.
         """
+        if isinstance(obj, Mapping) and not isinstance(obj, self.model):
+            api_version = obj.get("apiVersion", self.resource.api_version)
+            kind = obj.get("kind", self.resource.kind)
+            if (api_version, kind) != (self.resource.api_version, self.resource.kind):
+                raise UsageError(
+                    f"this Api is for {self.resource.api_version} {self.resource.kind}, "
+                    f"the manifest is {api_version} {kind}"
+                )
+            # Decoding is lazy and keeps every field, so the body is the manifest as given.
+            obj = self._decode(dict(obj))
         body = self._body(obj)
         name = self._name_of(body)
         wp = WriteParams(dry_run, field_manager, field_validation)
@@ -430,11 +444,32 @@ class Api(Generic[K]):
         return pods.evict(self.client, self._rb, name,
                           grace_period_seconds=grace_period_seconds, dry_run=dry_run)
 
+    @overload
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: Literal[False] = False,
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> str: ...
+
+    @overload
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: Literal[True],
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> Iterator[str]: ...
+
+    @overload
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: bool,
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> Union[str, Iterator[str]]: ...
+
     def logs(
         self, name: str, *, container: Optional[str] = None, follow: bool = False,
         tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
         timestamps: bool = False, previous: bool = False,
-    ) -> Any:
+    ) -> Union[str, Iterator[str]]:
         """A pod's log as one string; with ``follow=True`` an iterator of lines (str)."""
         return pods.logs(self.client, self._rb, name, container=container, follow=follow,
                          tail_lines=tail_lines, since_seconds=since_seconds,
@@ -442,16 +477,40 @@ class Api(Generic[K]):
 
     # -- watch --------------------------------------------------------------------------
 
+    @overload
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: Literal[False] = False,
+    ) -> WatchStream[K]: ...
+
+    @overload
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: Literal[True],
+    ) -> WatchStream[PartialObjectMetadata]: ...
+
+    @overload
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: bool,
+    ) -> WatchStream[Any]: ...
+
     def watch(
         self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
         field_selector: Selector = None, timeout_seconds: Optional[int] = None,
         bookmarks: bool = True, send_initial_events: bool = False,
         resource_version_match: Optional[str] = None, metadata_only: bool = False,
-    ) -> WatchStream[Any]:
+    ) -> Union[WatchStream[K], WatchStream[PartialObjectMetadata]]:
         """The raw event stream from ``resource_version``: a ``WatchStream`` to iterate.
 
         ERROR events raise their ``ApiError`` (410 as ``Gone``: relist and start over).
-        The resilient, relisting watcher is ``kubesync.runtime.watcher``. With
+        The resilient, relisting watcher is ``kubesync.runtime.watch()``. With
         ``metadata_only`` the events carry ``PartialObjectMetadata``.
         """
         params = ListParams(label_selector, field_selector, None, None, resource_version,

@@ -44,7 +44,7 @@ from kubesync.errors import (
     InsecureTLSWarning,
     KubeError,
     KubeWarning,
-    TimeoutError,
+    RequestTimeout,
     TLSError,
     TransportError,
     UsageError,
@@ -116,7 +116,7 @@ class RetryPolicy:
         if isinstance(error, TransportError):
             # A dropped connection may have delivered the request; a read timeout already
             # waited the full read timeout. Retry only the first, and only for reads.
-            if read and not isinstance(error, TimeoutError):
+            if read and not isinstance(error, RequestTimeout):
                 return self.backoff(attempt)
             return None
         if not isinstance(error, ApiError) or error.code not in RETRY_STATUSES:

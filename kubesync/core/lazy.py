@@ -50,6 +50,7 @@ from kubesync.core.time import format_time, parse_time
 from kubesync.errors import DecodeError
 
 __all__ = [
+    "ABSENT_AS_EMPTY",
     "JSON_NAME",
     "View",
     "codec_for",
@@ -67,6 +68,11 @@ V = TypeVar("V", bound="View")
 #: The attrs field metadata key holding a field's JSON name (when it is not the
 #: camelCase of the attribute name).
 JSON_NAME = "kubesync.json"
+
+#: The attrs field metadata key marking a field that is never None: absent in the JSON it
+#: reads as its (factory) default, and that default, left empty, is not written back.
+#: An object's ``metadata``: the server always sends it, so it is typed as present.
+ABSENT_AS_EMPTY = "kubesync.absent_as_empty"
 
 _new = object.__new__
 
@@ -303,10 +309,11 @@ _TYPE_NAMES: Dict[str, Any] = {
 class Field:
     """One model field in a plan: names, slot access, and its codec (resolved lazily)."""
 
-    __slots__ = ("annotation", "check", "dec", "enc", "get", "json", "name", "owner", "ready",
-                 "set", "time", "top", "type")
+    __slots__ = ("annotation", "check", "dec", "empty", "enc", "get", "json", "name", "owner",
+                 "ready", "set", "time", "top", "type")
 
-    def __init__(self, owner: type, name: str, json_name: str, slot: Any, annotation: Any):
+    def __init__(self, owner: type, name: str, json_name: str, slot: Any, annotation: Any,
+                 empty: Optional[Callable[[], Any]] = None):
         self.owner = owner
         self.name = name
         self.json = json_name
@@ -316,6 +323,8 @@ class Field:
         self.get = slot.__get__
         self.set = slot.__set__
         self.annotation = annotation
+        # ABSENT_AS_EMPTY fields: what an absent value reads as (a new empty object).
+        self.empty = empty
         self.ready = False
         self.type: Any = None
         self.dec: Optional[Decoder] = None
@@ -377,7 +386,8 @@ def _make_plan(cls: type) -> Plan:
         if not isinstance(slot, types.MemberDescriptorType):
             raise TypeError(f"{cls.__name__}: Model subclasses must be slotted (slots=True)")
         json_name = a.metadata.get(JSON_NAME) or _camel(a.name)
-        fields.append(Field(cls, a.name, json_name, slot, a.type))
+        empty = a.default.factory if a.metadata.get(ABSENT_AS_EMPTY) else None
+        fields.append(Field(cls, a.name, json_name, slot, a.type, empty))
     return Plan(fields)
 
 
@@ -395,7 +405,9 @@ def lazy_getattr(self: Any, name: str) -> Any:
         raise AttributeError(f"{cls.__name__!r} object has no attribute {name!r}")
     raw = self._kube_raw
     value = None if raw is None else raw.get(f.json)
-    if value is not None:
+    if value is None and f.empty is not None and (raw is None or f.json not in raw):
+        value = f.empty()
+    elif value is not None:
         if not f.ready:
             f.resolve()
         if f.dec is not None:
@@ -526,7 +538,9 @@ def _encode_view(obj: Any) -> Dict[str, Any]:
         except AttributeError:
             continue
         if value is not None:
-            out[f.json] = _encode_value(f, value, None)
+            encoded = _encode_value(f, value, None)
+            if f.empty is None or encoded != {}:  # an empty default stays absent
+                out[f.json] = encoded
     return out
 
 

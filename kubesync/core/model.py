@@ -12,6 +12,7 @@ declarations for mypy and editors.
 
 from __future__ import annotations
 
+import importlib
 import sys
 import threading
 from typing import (
@@ -28,10 +29,11 @@ import attrs
 
 from kubesync.core.fieldtypes import IntOrString, MicroTime, Quantity, Time, TimeFormat
 from kubesync.core.json import json_copy
-from kubesync.core.lazy import JSON_NAME, View, decode, encode, model_repr
+from kubesync.core.lazy import ABSENT_AS_EMPTY, JSON_NAME, View, decode, encode, model_repr
 from kubesync.core.resource import ApiResource
 
 __all__ = [
+    "ABSENT_AS_EMPTY",
     "API_REFERENCE",
     "JSON_NAME",
     "IntOrString",
@@ -131,6 +133,11 @@ def _build_class(module: str, group_version: str, name: str, entry: Entry) -> ty
     }
     defaults = {"api_version": gvk[0], "kind": gvk[1]} if gvk else {}
     for attr, json_name, annotation, required in rows:
+        if gvk and attr == "metadata" and annotation.rpartition(".")[2] == "ObjectMeta":
+            annotations[attr] = annotation
+            body[attr] = attrs.field(factory=_object_meta,
+                                     metadata={JSON_NAME: json_name, ABSENT_AS_EMPTY: True})
+            continue
         annotations[attr] = annotation if required else f"Optional[{annotation}]"
         body[attr] = attrs.field(
             default=attrs.NOTHING if required else defaults.get(attr),
@@ -144,3 +151,8 @@ def _build_class(module: str, group_version: str, name: str, entry: Entry) -> ty
         )
     cls = type(name, (Model,), body)
     return attrs.define(slots=True, kw_only=True, repr=False)(cls)
+
+
+def _object_meta() -> Any:
+    """A new, empty ObjectMeta (looked up by name: the models are built on ``core``)."""
+    return importlib.import_module("kubesync.models.meta_v1").ObjectMeta()

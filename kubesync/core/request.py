@@ -1,7 +1,8 @@
 """(resource, namespace, name, options, body) -> a ``Request`` value; nothing is sent here.
 
 ``Api`` builds one of these per call and hands it to ``Client.send``. Keeping the
-building pure makes most of the Api testable without HTTP: describe, then send.
+building pure makes most of the Api testable without HTTP: a test compares the described
+call with what it expects, and only one function sends.
 """
 
 from __future__ import annotations

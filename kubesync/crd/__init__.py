@@ -1,7 +1,8 @@
 """Custom resources from attrs classes: kube-derive's ``#[derive(CustomResource)]``.
 
-Spec, status and nested classes are attrs ``Model`` subclasses, so custom objects decode
-lazily and keep fields they do not know, like the generated models::
+Spec, status and nested classes are attrs classes: ``Model`` subclasses, or plain ones
+(a Model with the same fields is built from each), so custom objects decode lazily and
+keep fields they do not know, like the generated models::
 
     import attrs
     from typing import List, Optional

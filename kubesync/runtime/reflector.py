@@ -12,12 +12,12 @@ from kubesync.runtime.watcher import Event, Watcher, WatcherConfig, watcher_conf
 if TYPE_CHECKING:
     from kubesync.client.api import Api
 
-__all__ = ["drop_managed_fields", "reflector", "start_reflector"]
+__all__ = ["drop_managed_fields", "reflect", "start_reflector"]
 
 K = TypeVar("K")
 
 
-def reflector(writer: StoreWriter[K], events: Iterable[Event[K]]) -> Iterator[Event[K]]:
+def reflect(writer: StoreWriter[K], events: Iterable[Event[K]]) -> Iterator[Event[K]]:
     """Apply each event to ``writer``'s store, then pass it on (the store leads)."""
     for ev in events:
         writer.apply_event(ev)

@@ -57,7 +57,7 @@ __all__ = [
     "applied_objects",
     "predicate_filter",
     "step",
-    "watcher",
+    "watch",
     "watcher_config",
 ]
 
@@ -460,7 +460,7 @@ class Watcher(Generic[K]):
         return nxt
 
 
-def watcher(
+def watch(
     api: Api[K],
     config: Optional[WatcherConfig] = None,
     *,
@@ -476,7 +476,9 @@ def watcher(
 ) -> Watcher[K]:
     """A ``Watcher`` over ``api`` (not yet started: iterate it or use ``with``).
 
-    Options come in ``config``; the keywords are shortcuts that override its fields.
+    The resilient watch: it relists after ``410 Gone`` and resumes after a dropped
+    connection; ``Api.watch()`` is one raw watch request. Options come in ``config``;
+    the keywords are shortcuts that override its fields.
     """
     config = watcher_config(config, label_selector=label_selector,
                             field_selector=field_selector, page_size=page_size,

@@ -14,12 +14,13 @@ from kubesync import Api
 from kubesync.core.params import Patch
 from kubesync.models.core_v1 import ConfigMap, Secret
 from kubesync.models.meta_v1 import ObjectMeta, OwnerReference
+from kubesync.runtime.conditions import is_deleted
 from kubesync.runtime.controller import Action, Controller, ObjectRef
-from kubesync.runtime.finalizer import finalizer
+from kubesync.runtime.finalizer import finalize
 from kubesync.runtime.leader import LeaderElector
 from kubesync.runtime.queue import ItemExponentialRateLimiter, WorkQueue
 from kubesync.runtime.recorder import Recorder
-from kubesync.runtime.wait import await_condition, is_deleted
+from kubesync.runtime.wait import await_condition
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -190,7 +191,7 @@ def test_finalizer_runs_cleanup_exactly_once_per_deletion(cms: Api[ConfigMap]) -
                 cleanups.append(o.metadata.name)
             return Action.await_change()
 
-        return finalizer(cms, "kubesync.test/cleanup", obj, apply=apply, cleanup=cleanup)
+        return finalize(cms, "kubesync.test/cleanup", obj, apply=apply, cleanup=cleanup)
 
     c = Controller(cms).start(reconcile, workers=4)
     created = [cms.create(cm(f"f{i}")) for i in range(5)]

@@ -305,7 +305,7 @@ def test_write_is_not_retried_when_the_request_may_have_been_sent(h: Harness) ->
 
 def test_read_timeouts_are_not_retried(h: Harness) -> None:
     h.rsps.get(NS_URL, body=requests.exceptions.ReadTimeout("read timed out"))
-    with pytest.raises(errors.TimeoutError):
+    with pytest.raises(errors.RequestTimeout):
         h.client().request("GET", "/api/v1/namespaces")
     assert h.count == 1
 

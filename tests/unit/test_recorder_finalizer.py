@@ -1,4 +1,4 @@
-"""Recorder (event series folding on a fake clock) and finalizer() over fake Apis."""
+"""Recorder (event series folding on a fake clock) and finalize() over fake Apis."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from kubesync.errors import NotFound, ServerError, Status, UsageError
 from kubesync.models.core_v1 import ConfigMap
 from kubesync.models.meta_v1 import ObjectMeta
 from kubesync.runtime.controller import Action
-from kubesync.runtime.finalizer import finalizer
+from kubesync.runtime.finalizer import finalize
 from kubesync.runtime.recorder import SERIES_WINDOW, Recorder
 
 START = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
@@ -132,7 +132,7 @@ def obj(finalizers: Optional[List[str]] = None, deleting: bool = False) -> Confi
 
 def test_the_finalizer_is_added_first_guarded_by_the_resource_version() -> None:
     api, calls = FakePatches(), []
-    result = finalizer(api, "x.io/cleanup", obj(),  # type: ignore[arg-type]
+    result = finalize(api, "x.io/cleanup", obj(),  # type: ignore[arg-type]
                        apply=lambda o: calls.append("apply"),  # type: ignore[func-returns-value]
                        cleanup=lambda o: calls.append("cleanup"))  # type: ignore[func-returns-value]
     assert result == Action.await_change() and calls == []
@@ -144,7 +144,7 @@ def test_the_finalizer_is_added_first_guarded_by_the_resource_version() -> None:
 
 def test_the_finalizer_is_appended_to_others_guarded_by_the_list() -> None:
     api = FakePatches()
-    finalizer(api, "x.io/cleanup", obj(["other"]),  # type: ignore[arg-type]
+    finalize(api, "x.io/cleanup", obj(["other"]),  # type: ignore[arg-type]
               apply=lambda o: None, cleanup=lambda o: None)
     assert api.patches == [("cfg", [
         {"op": "test", "path": "/metadata/finalizers", "value": ["other"]},
@@ -155,7 +155,7 @@ def test_the_finalizer_is_appended_to_others_guarded_by_the_list() -> None:
 def test_a_live_object_with_the_finalizer_is_applied() -> None:
     api = FakePatches()
     again = Action.requeue(5)
-    result = finalizer(api, "x.io/cleanup", obj(["x.io/cleanup"]),  # type: ignore[arg-type]
+    result = finalize(api, "x.io/cleanup", obj(["x.io/cleanup"]),  # type: ignore[arg-type]
                        apply=lambda o: again, cleanup=lambda o: None)
     assert result is again and api.patches == []
 
@@ -167,7 +167,7 @@ def test_a_deleted_object_is_cleaned_up_then_its_finalizer_removed_by_index() ->
         calls.append(len(api.patches))  # before the removal
         return Action.await_change()
 
-    finalizer(api, "x.io/cleanup", obj(["other", "x.io/cleanup"], deleting=True),  # type: ignore[arg-type]
+    finalize(api, "x.io/cleanup", obj(["other", "x.io/cleanup"], deleting=True),  # type: ignore[arg-type]
               apply=lambda o: None, cleanup=cleanup)
     assert calls == [0]
     assert api.patches == [("cfg", [
@@ -178,6 +178,6 @@ def test_a_deleted_object_is_cleaned_up_then_its_finalizer_removed_by_index() ->
 
 def test_a_deleted_object_without_our_finalizer_is_left_to_others() -> None:
     api = FakePatches()
-    result = finalizer(api, "x.io/cleanup", obj(["other"], deleting=True),  # type: ignore[arg-type]
+    result = finalize(api, "x.io/cleanup", obj(["other"], deleting=True),  # type: ignore[arg-type]
                        apply=lambda o: None, cleanup=lambda o: pytest.fail("cleanup ran"))
     assert result == Action.await_change() and api.patches == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubesync.core.params import DeleteOptions, LabelSelector, ListParams, Patch, WriteParams
+from kubesync.core.params import DeleteOptions, LabelQuery, ListParams, Patch, WriteParams
 from kubesync.core.request import ACCEPT_METADATA, Request, RequestBuilder
 from kubesync.core.resource import ApiResource
 from kubesync.errors import UsageError
@@ -16,7 +16,7 @@ DEPLOY = ApiResource(group="apps", version="v1", kind="Deployment", plural="depl
 
 
 def test_label_selector_builder_renders_every_operator() -> None:
-    sel = (LabelSelector(app="web").ne("tier", "db").in_("env", ["a", "b"])
+    sel = (LabelQuery(app="web").ne("tier", "db").in_("env", ["a", "b"])
            .not_in("zone", ["x"]).exists("team").absent("legacy"))
     assert str(sel) == "app=web,tier!=db,env in (a,b),zone notin (x),team,!legacy"
 

@@ -8,7 +8,7 @@ from typing import Any, List
 import pytest
 
 from kubesync.errors import UsageError
-from kubesync.runtime.reflector import reflector
+from kubesync.runtime.reflector import reflect
 from kubesync.runtime.store import Store, StoreWriter
 from kubesync.runtime.watcher import Apply, Delete, Init, InitApply, InitDone
 from tests.unit.runtime_fakes import Obj, obj
@@ -111,7 +111,7 @@ def test_readers_never_see_a_half_built_relist_while_a_writer_relists() -> None:
 def test_reflector_applies_before_passing_the_event_on() -> None:
     w: StoreWriter[Obj] = StoreWriter()
     evs = [Init(), InitApply(obj("a")), InitDone("1"), Apply(obj("b"))]
-    sizes = [len(w.store) for _ in reflector(w, iter(evs))]
+    sizes = [len(w.store) for _ in reflect(w, iter(evs))]
     assert sizes == [0, 0, 1, 2]
 
 

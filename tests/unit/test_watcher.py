@@ -26,7 +26,7 @@ from kubesync.runtime.watcher import (
     predicate_filter,
     recover,
     step,
-    watcher,
+    watch,
 )
 from tests.helpers import eventually
 from tests.unit.runtime_fakes import (
@@ -278,10 +278,10 @@ def test_a_relist_prunes_the_predicate_memory_of_objects_it_did_not_list() -> No
 
 def test_watcher_takes_one_config_and_keywords_override_its_fields() -> None:
     cfg = WatcherConfig(label_selector="app=x", page_size=7, metadata_only=True)
-    w = watcher(FakeApi(), cfg, field_selector="a=b")  # type: ignore[arg-type]
+    w = watch(FakeApi(), cfg, field_selector="a=b")  # type: ignore[arg-type]
     assert w.config == WatcherConfig(label_selector="app=x", field_selector="a=b",
                                      page_size=7, metadata_only=True)
-    assert watcher(FakeApi()).config == WatcherConfig()  # type: ignore[arg-type]
+    assert watch(FakeApi()).config == WatcherConfig()  # type: ignore[arg-type]
 
 
 def test_watcher_config_is_keyword_only_and_keeps_its_old_spellings_deprecated() -> None:
