@@ -8,8 +8,8 @@ objects, then namespaced ones. ``dump()`` writes objects back as YAML.
 See https://kubernetes.io/docs/reference/using-api/server-side-apply/
 """
 
-from kubesync.manifests.apply import ApplyError, apply
-from kubesync.manifests.dump import dump
-from kubesync.manifests.load import EXTENSIONS, ManifestError, Source, load
+from kubesync.manifests.applier import ApplyError, apply
+from kubesync.manifests.dumper import dump
+from kubesync.manifests.loader import EXTENSIONS, ManifestError, Source, load
 
 __all__ = ["EXTENSIONS", "ApplyError", "ManifestError", "Source", "apply", "dump", "load"]

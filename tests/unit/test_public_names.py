@@ -110,3 +110,18 @@ def test_import_kubesync_leaves_the_runtime_unloaded_until_conditions_is_used() 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+@pytest.mark.parametrize("module, function", [("loader", "load"), ("dumper", "dump"),
+                                              ("applier", "apply")])
+def test_manifests_functions_do_not_hide_their_modules(module: str, function: str) -> None:
+    import importlib
+
+    import kubesync.manifests as manifests
+
+    mod = importlib.import_module(f"kubesync.manifests.{module}")
+    assert isinstance(mod, types.ModuleType)
+    assert getattr(manifests, module) is mod
+    assert getattr(manifests, function) is getattr(mod, function)
+    assert callable(getattr(manifests, function))
+    assert not isinstance(getattr(manifests, function), types.ModuleType)

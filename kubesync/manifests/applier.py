@@ -20,7 +20,7 @@ from kubesync.core.dynamic import DynamicObject
 from kubesync.core.model import Model
 from kubesync.core.resource import ApiResource
 from kubesync.errors import KubeError, NotFound, UsageError
-from kubesync.manifests.load import ManifestError, Source, _json, _load, _Origin, _typed
+from kubesync.manifests.loader import ManifestError, Source, _json, _load, _Origin, _typed
 
 if TYPE_CHECKING:
     from kubesync.client.client import Client
