@@ -52,10 +52,6 @@ ALLOWED: Dict[Tuple[str, str], str] = {
     # ListMeta; meta_v1 imports only core.model, so this closes no cycle.
     ("kubesync.core.dynamic", "kubesync.models.meta_v1"): "DynamicObject.metadata",
     ("kubesync.core.objectlist", "kubesync.models.meta_v1"): "ObjectList.metadata",
-    # Config.infer/from_kubeconfig/in_cluster are constructors delegating to the loaders,
-    # which build Configs: the one cycle left, inside config/ and only in method bodies.
-    ("kubesync.config.config", "kubesync.config.kubeconfig"): "Config.from_kubeconfig",
-    ("kubesync.config.config", "kubesync.config.incluster"): "Config.in_cluster",
 }
 
 #: What the pure core never imports: no network, no presentation, no process-wide state.
