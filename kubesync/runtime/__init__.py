@@ -23,7 +23,7 @@ from kubesync.runtime.leader import LeaderElector
 from kubesync.runtime.queue import QueueShutDown, WorkQueue
 from kubesync.runtime.recorder import Recorder
 from kubesync.runtime.reflector import drop_managed_fields, reflect, start_reflector
-from kubesync.runtime.store import Store, StoreWriter, private_copy
+from kubesync.runtime.store import Store, StoreStopped, StoreWriter, private_copy
 from kubesync.runtime.wait import WaitTimeout, await_condition
 from kubesync.runtime.watcher import (
     Apply,
@@ -32,6 +32,7 @@ from kubesync.runtime.watcher import (
     Init,
     InitApply,
     InitDone,
+    PredicateFilter,
     Watcher,
     WatcherConfig,
     applied_objects,
@@ -60,9 +61,11 @@ __all__ = [
     "InitDone",
     "LeaderElector",
     "ObjectRef",
+    "PredicateFilter",
     "QueueShutDown",
     "Recorder",
     "Store",
+    "StoreStopped",
     "StoreWriter",
     "WaitTimeout",
     "Watcher",

@@ -5,9 +5,9 @@ The conditions themselves are in ``kubesync.runtime.conditions``.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Optional, TypeVar
 
+from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.deprecation import deprecated_names
 from kubesync.errors import KubeError
 from kubesync.runtime import conditions
@@ -40,26 +40,27 @@ class WaitTimeout(KubeError, TimeoutError):
 
 def await_condition(
     api: Api[K], name: str, condition: Condition, *, timeout: Optional[float] = None,
-    progress: Optional[bool] = None,
+    progress: Optional[bool] = None, clock: Clock = SYSTEM_CLOCK,
 ) -> Optional[K]:
     """Watch ``name`` until ``condition(obj)`` is true; the object (None if absent).
 
     ``condition`` sees None while the object does not exist. Raises ``WaitTimeout``
     after ``timeout`` seconds (None: wait forever). ``progress``: a line showing the wait;
     None shows it only in Jupyter or a terminal (see ``kubesync.display.progress``).
+    The deadline and the watcher's backoff read ``clock``.
     """
     from kubesync.display.progress import REFRESH, Progress  # presentation: loaded on use
 
     config = WatcherConfig(field_selector=f"metadata.name={name}")
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else clock.monotonic() + timeout
     current: Optional[K] = None
     listed: Optional[K] = None
     what = f"{api.resource.kind} {name!r}"
     bar = Progress(f"Waiting for {what}", enabled=progress)
-    with bar, Watcher(api, config,
+    with bar, Watcher(api, config, clock=clock,
                       name=unique_name(f"kubesync-wait-{api.resource.plural}-{name}"[:56])) as w:
         while True:
-            left = None if deadline is None else deadline - time.monotonic()
+            left = None if deadline is None else deadline - clock.monotonic()
             if left is not None and left <= 0:
                 bar.close(f"{what}: condition not met in {timeout}s")
                 raise WaitTimeout(f"{what}: condition not met in {timeout}s")

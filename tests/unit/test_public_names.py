@@ -125,3 +125,12 @@ def test_manifests_functions_do_not_hide_their_modules(module: str, function: st
     assert getattr(manifests, function) is getattr(mod, function)
     assert callable(getattr(manifests, function))
     assert not isinstance(getattr(manifests, function), types.ModuleType)
+
+
+@pytest.mark.parametrize("name, home", [("StoreStopped", "kubesync.runtime.store"),
+                                        ("PredicateFilter", "kubesync.runtime.watcher")])
+def test_what_runtime_users_catch_and_build_is_exported(name: str, home: str) -> None:
+    import importlib
+
+    assert name in kubesync.runtime.__all__
+    assert getattr(kubesync.runtime, name) is getattr(importlib.import_module(home), name)
