@@ -1,4 +1,5 @@
-"""Old public names kept for one release: each use warns, then answers as before."""
+"""Old public names and module paths kept for one release: each use warns, then answers
+as before."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import types
 import warnings
 from typing import Any, Callable, Mapping, Tuple
 
-__all__ = ["callable_module", "deprecated_names", "warn_renamed"]
+__all__ = ["callable_module", "deprecated_names", "moved_module", "warn_renamed"]
 
 #: old name -> (where the new one lives, spelled for the warning; the value to give).
 Renames = Mapping[str, Tuple[str, Any]]
@@ -27,6 +28,20 @@ def deprecated_names(module: str, renames: Renames) -> Callable[[str], Any]:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         new, value = renames[name]
         warn_renamed(f"{module}.{name}", new)
+        return value
+
+    return __getattr__
+
+
+def moved_module(
+    old: str, new: str, load: Callable[[], types.ModuleType]
+) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``old``, a module that moved to ``new``: every name is
+    read from ``load()`` (which imports ``new`` only when a name is asked for) and warns."""
+
+    def __getattr__(name: str) -> Any:
+        value = getattr(load(), name)
+        warn_renamed(f"{old}.{name}", f"{new}.{name}")
         return value
 
     return __getattr__

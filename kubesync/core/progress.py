@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from kubesync.core.moved import moved_to
+from kubesync.core.deprecation import moved_module
 
 
 def _load() -> ModuleType:
@@ -14,4 +14,4 @@ def _load() -> ModuleType:
     return progress
 
 
-__getattr__ = moved_to(__name__, "kubesync.display.progress", _load)
+__getattr__ = moved_module(__name__, "kubesync.display.progress", _load)
