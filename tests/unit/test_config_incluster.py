@@ -70,22 +70,21 @@ def test_missing_ca_or_token_names_the_file(sa_dir: Path) -> None:
     assert info.value.source == str(sa_dir / "ca.crt")
 
 
-def test_config_in_cluster_reads_the_service_account_folder(
-    sa_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def in_pod(sa_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This process as a pod: the service env set, the account folder at ``sa_dir``."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     # The folder is read where the fields are resolved (incluster only re-exports it).
     monkeypatch.setattr(incluster_fields, "SERVICE_ACCOUNT_DIR", str(sa_dir))
+    return sa_dir
+
+
+def test_config_in_cluster_reads_the_service_account_folder(in_pod: Path) -> None:
     assert Config.in_cluster().namespace == "apps"
 
 
-def test_the_public_loader_and_config_in_cluster_build_the_same_config(
-    sa_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(incluster_fields, "SERVICE_ACCOUNT_DIR", str(sa_dir))
+def test_the_public_loader_and_config_in_cluster_build_the_same_config(in_pod: Path) -> None:
     built, via_config = incluster.load(), Config.in_cluster()
     assert type(built) is Config and type(via_config) is Config
     # The token source is a fresh object each time: compare what it reads.
