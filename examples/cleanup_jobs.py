@@ -68,7 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             api = Api(client, Job, args.namespace or client.default_namespace)
         for job, done in old_completed_jobs(api, cutoff):
             found += 1
-            ns, name = job.metadata.namespace, job.metadata.name
+            # Objects read from the server always have a name (typed Optional for new ones).
+            ns, name = job.metadata.namespace, job.metadata.name or ""
             what = f"{ns}/{name} (completed {age(done, now)} ago)"
             if args.dry_run:
                 print(f"would delete {what}")

@@ -15,7 +15,7 @@ import argparse
 import logging
 import sys
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import attrs
 
@@ -23,7 +23,7 @@ from kubesync import Api, Client, Patch
 from kubesync.crd import CustomResource, Model, PrinterColumn, field, install
 from kubesync.models.core_v1 import ConfigMap
 from kubesync.models.meta_v1 import ObjectMeta, OwnerReference
-from kubesync.runtime import Action, Controller, Recorder, await_condition, is_deleted
+from kubesync.runtime import Action, Controller, Recorder, await_condition, conditions
 
 log = logging.getLogger("configmapgen")
 MANAGER = "configmapgen-controller"
@@ -121,11 +121,11 @@ def demo(client: Client, say: Callable[[str], None] = print) -> None:
     say("the generator's status names ConfigMap demo")
     cm_uid = cms.get("demo").metadata.uid
     gens.delete("demo")
-    await_condition(cms, "demo", is_deleted(str(cm_uid)), timeout=120)
+    await_condition(cms, "demo", conditions.is_deleted(str(cm_uid)), timeout=120)
     say("deleted the generator: ConfigMap demo was garbage-collected")
 
 
-def main(argv: Optional[list] = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", action="store_true",
                         help="run the controller in the background and show it working")

@@ -8,7 +8,9 @@ See https://kubernetes.io/docs/reference/using-api/api-concepts/ for ``Status``.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple, Type
+import builtins
+import warnings
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Type
 
 import attrs
 
@@ -30,11 +32,12 @@ __all__ = [
     "KubeWarning",
     "MethodNotAllowed",
     "NotFound",
+    "RequestTimeout",
     "ServerError",
     "Status",
     "StatusCause",
+    "StatusDetails",
     "TLSError",
-    "TimeoutError",
     "TooManyRequests",
     "TransportError",
     "Unauthorized",
@@ -132,34 +135,126 @@ class StatusCause:
         return f"{head}{self.message or self.reason or ''}"
 
 
+_CAUSE_KEYS = ("reason", "message", "field")
+# StatusDetails field -> its JSON name, for the string-valued fields.
+_DETAIL_KEYS = {"name": "name", "group": "group", "kind": "kind", "uid": "uid"}
+
+
+def _causes_of(raw: Any) -> Optional[Tuple[StatusCause, ...]]:
+    """``details.causes`` as typed causes, or None if it holds anything they cannot keep."""
+    if not isinstance(raw, list):
+        return None
+    causes: List[StatusCause] = []
+    for c in raw:
+        if not isinstance(c, Mapping) or not all(
+            k in _CAUSE_KEYS and isinstance(v, str) for k, v in c.items()
+        ):
+            return None
+        causes.append(StatusCause(c.get("reason"), c.get("message"), c.get("field")))
+    return tuple(causes)
+
+
+@attrs.define(frozen=True)
+class StatusDetails:
+    """``Status.details``: which object the failure is about, and why.
+
+    ``extra`` keeps what the typed fields cannot hold (keys a newer server adds, values
+    of an unexpected type), so ``to_dict()`` gives back exactly what the server sent.
+    See https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/status/
+    """
+
+    name: Optional[str] = None
+    group: Optional[str] = None
+    kind: Optional[str] = None
+    uid: Optional[str] = None
+    causes: Tuple[StatusCause, ...] = ()
+    retry_after_seconds: Optional[int] = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StatusDetails:
+        extra = dict(d)
+        typed: Dict[str, Any] = {}
+        for attr, key in _DETAIL_KEYS.items():
+            if isinstance(extra.get(key), str):
+                typed[attr] = extra.pop(key)
+        seconds = extra.get("retryAfterSeconds")
+        if isinstance(seconds, int) and not isinstance(seconds, bool):
+            typed["retry_after_seconds"] = extra.pop("retryAfterSeconds")
+        causes = _causes_of(extra.get("causes"))
+        if causes is not None:
+            typed["causes"] = causes
+            del extra["causes"]
+        return cls(**typed, extra=extra)
+
+    def to_dict(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {
+            key: getattr(self, attr)
+            for attr, key in _DETAIL_KEYS.items()
+            if getattr(self, attr) is not None
+        }
+        if self.causes:
+            out["causes"] = [
+                {k: getattr(c, k) for k in _CAUSE_KEYS if getattr(c, k) is not None}
+                for c in self.causes
+            ]
+        if self.retry_after_seconds is not None:
+            out["retryAfterSeconds"] = self.retry_after_seconds
+        out.update(self.extra)
+        return out
+
+    # Status.details was a plain dict before it was typed: reads by JSON key keep working
+    # for one release, with a warning.
+    def __getitem__(self, key: str) -> Any:
+        warnings.warn(
+            "Status.details is a StatusDetails now: read its attributes "
+            "(details.name, details.causes, ...) instead of keys",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Deprecated: read the attributes instead (``details.name``)."""
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+def _to_details(value: Any) -> StatusDetails:
+    if isinstance(value, StatusDetails):
+        return value
+    return StatusDetails.from_dict(value if isinstance(value, Mapping) else {})
+
+
 @attrs.define(frozen=True)
 class Status:
-    """The ``meta/v1 Status`` a server returns for a failed call (and for some deletes)."""
+    """The ``meta/v1 Status`` a server returns for a failed call (and for some deletes).
+
+    ``details`` accepts a ``StatusDetails`` or its JSON mapping.
+    """
 
     code: int = 0
     reason: str = ""
     message: str = ""
     status: str = ""
-    details: Mapping[str, Any] = attrs.field(factory=dict)
-    causes: Tuple[StatusCause, ...] = ()
+    details: StatusDetails = attrs.field(factory=StatusDetails, converter=_to_details)
+
+    @property
+    def causes(self) -> Tuple[StatusCause, ...]:
+        """``details.causes``."""
+        return self.details.causes
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, code: int = 0) -> Status:
-        details = d.get("details") if isinstance(d.get("details"), Mapping) else {}
-        raw_causes = details.get("causes") if details else None
-        causes = tuple(
-            StatusCause(c.get("reason"), c.get("message"), c.get("field"))
-            for c in (raw_causes if isinstance(raw_causes, list) else [])
-            if isinstance(c, Mapping)
-        )
         raw_code = d.get("code")
         return cls(
             code=raw_code if isinstance(raw_code, int) else code,
             reason=str(d.get("reason") or ""),
             message=str(d.get("message") or ""),
             status=str(d.get("status") or ""),
-            details=dict(details or {}),
-            causes=causes,
+            details=_to_details(d.get("details")),
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -169,7 +264,7 @@ class Status:
             "status": self.status,
             "message": self.message,
             "reason": self.reason,
-            "details": dict(self.details),
+            "details": self.details.to_dict(),
             "code": self.code,
         }
 
@@ -196,10 +291,8 @@ class ApiError(KubeError):
         self.method = method
         self.url = url
         self.headers: Mapping[str, str] = dict(headers or {})
-        if retry_after is None:
-            seconds = status.details.get("retryAfterSeconds")
-            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-                retry_after = float(seconds)
+        if retry_after is None and status.details.retry_after_seconds is not None:
+            retry_after = float(status.details.retry_after_seconds)
         self.retry_after = retry_after
         super().__init__(self._text())
 
@@ -283,9 +376,9 @@ class Invalid(UnprocessableBody):
 
     def _text(self) -> str:
         base = super()._text()
-        if self.status.causes:
-            return base + "; " + "; ".join(str(c) for c in self.status.causes)
-        return base
+        # The server usually writes the causes into the message too: add only the rest.
+        missing = [str(c) for c in self.status.causes if str(c) not in self.status.message]
+        return "; ".join([base, *missing])
 
 
 class TooManyRequests(ApiError):
@@ -344,11 +437,15 @@ class ConnectError(TransportError):
     """The connection could not be made (refused, DNS, TLS handshake, proxy)."""
 
 
-class TimeoutError(TransportError):
-    """A connect or read timeout passed without an answer."""
+class RequestTimeout(TransportError, builtins.TimeoutError):
+    """A connect or read timeout passed without an answer.
+
+    Also the builtin ``TimeoutError``, as ``WaitTimeout`` is: ``except TimeoutError``
+    catches every kind of timeout kubesync raises.
+    """
 
 
-class ConnectTimeout(ConnectError, TimeoutError):
+class ConnectTimeout(ConnectError, RequestTimeout):
     """The connection was not made in time (so the request was never sent)."""
 
 
@@ -356,3 +453,16 @@ class TLSError(ConnectError):
     """The TLS handshake failed: an untrusted or mismatched server certificate, or a
     client certificate the server refused. Retrying does not help."""
 
+
+
+# Old names kept for one release; each use warns.
+_DEPRECATED = {"TimeoutError": ("RequestTimeout", RequestTimeout)}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new, value = _DEPRECATED[name]
+        warnings.warn(f"kubesync.errors.{name} is deprecated (it shadows the builtin): "
+                      f"use kubesync.errors.{new}", DeprecationWarning, stacklevel=2)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

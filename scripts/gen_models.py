@@ -392,6 +392,11 @@ def render_stub(spec: Spec, module: str, classes: List[Klass], uses: Iterable[st
         shadowed = {f.attr for f in k.fields} & set(BUILTIN_TYPES)
         for f in k.fields:
             annotation = stub_annotation(f.annotation, shadowed)
+            if k.gvk and f.attr == "metadata" and annotation.rpartition(".")[2] == "ObjectMeta":
+                # An object always has metadata (the server sends it; a new one starts
+                # empty): kubesync.core.model builds this field so, never None.
+                out.append(f"    {f.attr}: {annotation} = attrs.Factory({annotation})")
+                continue
             if f.required:
                 out.append(f"    {f.attr}: {annotation}")
             else:

@@ -9,8 +9,6 @@ into the kind's model.
 from __future__ import annotations
 
 import random
-import threading
-import time
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -18,6 +16,7 @@ from typing import (
     Dict,
     Generic,
     Iterator,
+    Literal,
     Mapping,
     Optional,
     Type,
@@ -26,11 +25,13 @@ from typing import (
     overload,
 )
 
+from kubesync.client import pods
+from kubesync.client.gcpause import gc_paused
+from kubesync.client.watch import WatchStream
+from kubesync.core.backoff import UPDATE_CONFLICT
+from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.convert import decode, decode_list, encode
 from kubesync.core.dynamic import DynamicObject
-from kubesync.core.events import WatchEvent, parse_event
-from kubesync.core.gcpause import gc_paused
-from kubesync.core.json import loads
 from kubesync.core.params import (
     DEFAULT_PAGE_SIZE,
     DeleteOptions,
@@ -39,7 +40,6 @@ from kubesync.core.params import (
     Selector,
     WriteParams,
 )
-from kubesync.core.progress import Progress
 from kubesync.core.request import (
     ACCEPT_METADATA,
     ACCEPT_METADATA_LIST,
@@ -48,11 +48,9 @@ from kubesync.core.request import (
 )
 from kubesync.core.resource import ApiResource, resource_of
 from kubesync.errors import (
-    BadRequest,
     Conflict,
     NotFound,
     Status,
-    TransportError,
     UsageError,
 )
 
@@ -67,10 +65,10 @@ __all__ = ["Api", "WatchStream"]
 K = TypeVar("K")
 
 #: RetryOnConflict: client-go's DefaultRetry tries 5 times 10 ms apart; we allow more
-#: tries with exponential backoff and jitter, because a script's read-modify-write often
-#: races with a controller (and 8 racing writers need up to 8 rounds).
+#: tries with exponential backoff and jitter (``kubesync.core.backoff.UPDATE_CONFLICT``),
+#: because a script's read-modify-write often races with a controller (and 8 racing
+#: writers need up to 8 rounds).
 UPDATE_RETRIES = 12
-UPDATE_BACKOFF = (0.01, 1.0)
 
 
 class Api(Generic[K]):
@@ -139,11 +137,8 @@ class Api(Generic[K]):
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _send(self, req: Request, timeout: Optional[float] = None) -> Any:
-        return self.client.request(
-            req.method, req.path, params=req.query or None, body=req.body,
-            content_type=req.content_type, headers=req.headers or None, timeout=timeout,
-        )
+    def _send(self, req: Request) -> Any:
+        return self.client.send(req)
 
     def _decode(self, data: Any) -> K:
         return decode(self.model, data)
@@ -222,7 +217,7 @@ class Api(Generic[K]):
 
     def _list(self, params: ListParams) -> ObjectList[K]:
         data = self._send(self._rb.list(params))
-        with gc_paused():  # thousands of wrappers, no cycles: see core/gcpause.py
+        with gc_paused():  # thousands of wrappers, no cycles: see client/gcpause.py
             return decode_list(self.model, data)
 
     def list_metadata(
@@ -254,8 +249,10 @@ class Api(Generic[K]):
         """Every object, page by page (``limit``/``continue``), as one iterator.
 
         ``progress``: a progress line while paging; None shows it only in Jupyter or a
-        terminal (see ``kubesync.core.progress``).
+        terminal (see ``kubesync.display.progress``).
         """
+        from kubesync.display.progress import Progress  # presentation: loaded on use
+
         continue_: Optional[str] = None
         done = 0
         plural = self.resource.plural
@@ -315,13 +312,26 @@ class Api(Generic[K]):
         return patch
 
     def apply(
-        self, obj: K, *, field_manager: str, force: bool = False, dry_run: bool = False,
-        field_validation: Optional[str] = None,
+        self, obj: Union[K, Mapping[str, Any]], *, field_manager: str, force: bool = False,
+        dry_run: bool = False, field_validation: Optional[str] = None,
     ) -> K:
         """Server-side apply ``obj`` as ``field_manager``.
 
-        Fields another manager owns raise ``Conflict`` naming it; ``force=True`` takes them.
+        ``obj`` is the kind's model, or any mapping (a dict, a ``DynamicObject``) holding
+        the partial manifest to apply: its ``apiVersion`` and ``kind``, when given, must be
+        this Api's. Fields another manager owns raise ``Conflict`` naming it;
+        ``force=True`` takes them.
         """
+        if isinstance(obj, Mapping) and not isinstance(obj, self.model):
+            api_version = obj.get("apiVersion", self.resource.api_version)
+            kind = obj.get("kind", self.resource.kind)
+            if (api_version, kind) != (self.resource.api_version, self.resource.kind):
+                raise UsageError(
+                    f"this Api is for {self.resource.api_version} {self.resource.kind}, "
+                    f"the manifest is {api_version} {kind}"
+                )
+            # Decoding is lazy and keeps every field, so the body is the manifest as given.
+            obj = self._decode(dict(obj))
         body = self._body(obj)
         name = self._name_of(body)
         wp = WriteParams(dry_run, field_manager, field_validation)
@@ -359,14 +369,15 @@ class Api(Generic[K]):
     def update(
         self, name: str, mutate: Callable[[K], Optional[K]], *,
         retries: int = UPDATE_RETRIES, field_manager: Optional[str] = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> K:
         """Read-modify-write: get, ``mutate`` (in place, or return a new object), replace.
 
         On ``Conflict`` (someone wrote in between) it starts over from a fresh get, with
         exponential backoff and jitter, up to ``retries`` times; the last Conflict is
-        raised. ``mutate`` may run more than once: keep it free of side effects.
+        raised. ``mutate`` may run more than once: keep it free of side effects. The
+        pauses go through ``clock`` (a ``FakeClock`` in tests).
         """
-        delay, cap = UPDATE_BACKOFF
         for attempt in range(retries + 1):
             current = self.get(name)
             changed = mutate(current)
@@ -376,7 +387,7 @@ class Api(Generic[K]):
             except Conflict:
                 if attempt == retries:
                     raise
-                time.sleep(random.uniform(0, min(cap, delay * 2**attempt)))
+                clock.sleep(UPDATE_CONFLICT.delay(attempt, random.random()))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- subresources -------------------------------------------------------------------
@@ -430,68 +441,76 @@ class Api(Generic[K]):
         A budget that forbids it raises ``TooManyRequests``. Servers older than 1.22 know
         only policy/v1beta1 Eviction; that is used when v1 is refused.
         """
-        if self.resource.kind != "Pod" or self.resource.group:
-            raise UsageError("evict is for Pods")
-        opts = DeleteOptions(grace_period_seconds=grace_period_seconds, dry_run=dry_run).body()
-        opts.pop("apiVersion"), opts.pop("kind")
-        last: Optional[BadRequest] = None
-        for version in ("policy/v1", "policy/v1beta1"):
-            body = {"apiVersion": version, "kind": "Eviction",
-                    "metadata": {"name": name, "namespace": self.namespace},
-                    "deleteOptions": opts}
-            try:
-                data = self._send(self._rb.create(body, WriteParams(), name=name,
-                                                  subresource="eviction"))
-            except (BadRequest, NotFound) as e:
-                if "Eviction" not in str(e) or version != "policy/v1":
-                    raise
-                last = e if isinstance(e, BadRequest) else last
-                continue
-            return Status.from_dict(data if isinstance(data, Mapping) else {})
-        raise last or UsageError("eviction refused")  # pragma: no cover
+        return pods.evict(self.client, self._rb, name,
+                          grace_period_seconds=grace_period_seconds, dry_run=dry_run)
+
+    @overload
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: Literal[False] = False,
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> str: ...
+
+    @overload
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: Literal[True],
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> Iterator[str]: ...
+
+    @overload
+    def logs(
+        self, name: str, *, container: Optional[str] = None, follow: bool,
+        tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
+        timestamps: bool = False, previous: bool = False,
+    ) -> Union[str, Iterator[str]]: ...
 
     def logs(
         self, name: str, *, container: Optional[str] = None, follow: bool = False,
         tail_lines: Optional[int] = None, since_seconds: Optional[int] = None,
         timestamps: bool = False, previous: bool = False,
-    ) -> Any:
+    ) -> Union[str, Iterator[str]]:
         """A pod's log as one string; with ``follow=True`` an iterator of lines (str)."""
-        if self.resource.kind != "Pod" or self.resource.group:
-            raise UsageError("logs are for Pods")
-        q: Dict[str, Any] = {}
-        if container:
-            q["container"] = container
-        if tail_lines is not None:
-            q["tailLines"] = tail_lines
-        if since_seconds is not None:
-            q["sinceSeconds"] = since_seconds
-        if timestamps:
-            q["timestamps"] = "true"
-        if previous:
-            q["previous"] = "true"
-        if follow:
-            q["follow"] = "true"
-            return self._follow(self._rb.logs(name, q))
-        req = self._rb.logs(name, q)
-        return self.client.request_text(req.method, req.path, params=req.query)
-
-    def _follow(self, req: Request) -> Iterator[str]:
-        with self.client.stream_lines(req.method, req.path, params=req.query) as lines:
-            for line in lines:
-                yield line.decode("utf-8", errors="replace")
+        return pods.logs(self.client, self._rb, name, container=container, follow=follow,
+                         tail_lines=tail_lines, since_seconds=since_seconds,
+                         timestamps=timestamps, previous=previous)
 
     # -- watch --------------------------------------------------------------------------
+
+    @overload
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: Literal[False] = False,
+    ) -> WatchStream[K]: ...
+
+    @overload
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: Literal[True],
+    ) -> WatchStream[PartialObjectMetadata]: ...
+
+    @overload
+    def watch(
+        self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
+        field_selector: Selector = None, timeout_seconds: Optional[int] = None,
+        bookmarks: bool = True, send_initial_events: bool = False,
+        resource_version_match: Optional[str] = None, metadata_only: bool,
+    ) -> WatchStream[Any]: ...
 
     def watch(
         self, *, resource_version: Optional[str] = None, label_selector: Selector = None,
         field_selector: Selector = None, timeout_seconds: Optional[int] = None,
         bookmarks: bool = True, send_initial_events: bool = False,
         resource_version_match: Optional[str] = None, metadata_only: bool = False,
-    ) -> WatchStream[Any]:
+    ) -> Union[WatchStream[K], WatchStream[PartialObjectMetadata]]:
         """The raw event stream from ``resource_version``: a ``WatchStream`` to iterate.
 
         ERROR events raise their ``ApiError`` (410 as ``Gone``: relist and start over).
-        The resilient, relisting watcher is ``kubesync.runtime.watcher``. With
+        The resilient, relisting watcher is ``kubesync.runtime.watch()``. With
         ``metadata_only`` the events carry ``PartialObjectMetadata``.
         """
         params = ListParams(label_selector, field_selector, None, None, resource_version,
@@ -502,58 +521,7 @@ class Api(Generic[K]):
         if metadata_only:
             from kubesync.models.meta_v1 import PartialObjectMetadata
 
-            return WatchStream(self, req, lambda d: decode(PartialObjectMetadata, d))
-        return WatchStream(self, req, self._decode)
+            return WatchStream(self.client, req, lambda d: decode(PartialObjectMetadata, d),
+                               kind=self.resource.kind)
+        return WatchStream(self.client, req, self._decode, kind=self.resource.kind)
 
-
-class WatchStream(Generic[K]):
-    """An open watch: iterate for ``WatchEvent``s; ``close()`` (from any thread) ends it."""
-
-    def __init__(self, api: Api[Any], req: Request, decode_obj: Callable[[Any], K]):
-        self._api = api
-        self._req = req
-        self._decode_obj = decode_obj
-        self._lines: Any = None
-        self._closed = False
-        self._lock = threading.Lock()
-
-    @property
-    def is_open(self) -> bool:
-        return self._lines is not None
-
-    def __iter__(self) -> Iterator[WatchEvent[K]]:
-        api, req = self._api, self._req
-        lines = api.client.stream_lines(req.method, req.path, params=req.query,
-                                        headers=req.headers or None)
-        with self._lock:
-            if self._closed:  # closed while we were connecting
-                lines.close()
-                return
-            self._lines = lines
-        decode_obj = self._decode_obj
-        kind = api.resource.kind
-        try:
-            for line in lines:
-                if self._closed:
-                    return
-                yield parse_event(loads(line), decode_obj, kind=kind,
-                                  method=req.method, url=req.path)
-        except TransportError:
-            # close() from another thread breaks the read: that is an end, not an error.
-            if not self._closed:
-                raise
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            lines, self._lines = self._lines, None
-        if lines is not None:
-            lines.close()
-
-    def __enter__(self) -> WatchStream[K]:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()

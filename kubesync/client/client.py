@@ -6,7 +6,6 @@ import logging
 import random
 import sys
 import threading
-import time
 import warnings
 from types import TracebackType
 from typing import (
@@ -29,12 +28,15 @@ from urllib.parse import quote
 import attrs
 
 from kubesync._version import __version__
+from kubesync.client.gcpause import LARGE_BODY, gc_paused
 from kubesync.client.transport import Response, Timeout, Transport
 from kubesync.config import tls
 from kubesync.config.auth import Credentials
 from kubesync.config.config import Config, Impersonation
 from kubesync.core import json
-from kubesync.core.gcpause import LARGE_BODY, gc_paused
+from kubesync.core.backoff import CLIENT_RETRY, Backoff
+from kubesync.core.clock import SYSTEM_CLOCK
+from kubesync.core.request import Request
 from kubesync.errors import (
     ApiError,
     ConnectError,
@@ -42,7 +44,7 @@ from kubesync.errors import (
     InsecureTLSWarning,
     KubeError,
     KubeWarning,
-    TimeoutError,
+    RequestTimeout,
     TLSError,
     TransportError,
     UsageError,
@@ -87,16 +89,20 @@ class RetryPolicy:
     """
 
     retries: int = DEFAULT_RETRIES
-    backoff_base: float = 0.5
-    backoff_cap: float = 8.0
+    backoff_base: float = CLIENT_RETRY.initial
+    backoff_cap: float = CLIENT_RETRY.maximum
     retry_after_cap: float = 60.0
-    sleep: Callable[[float], None] = attrs.field(default=time.sleep, eq=False, repr=False)
+    sleep: Callable[[float], None] = attrs.field(default=SYSTEM_CLOCK.sleep, eq=False, repr=False)
     random: Callable[[], float] = attrs.field(default=random.random, eq=False, repr=False)
 
     def backoff(self, attempt: int) -> float:
         """The jittered wait before retry number ``attempt + 1``."""
-        ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
-        return ceiling / 2 + ceiling / 2 * self.random()
+        if self.backoff_base <= 0:
+            return 0.0
+        policy = Backoff(initial=self.backoff_base,
+                         maximum=max(self.backoff_cap, self.backoff_base),
+                         jitter=CLIENT_RETRY.jitter)
+        return policy.delay(attempt, self.random())
 
     def delay(self, attempt: int, method: str, error: KubeError) -> Optional[float]:
         """Seconds to wait before retrying after ``error``, or None to give up."""
@@ -110,7 +116,7 @@ class RetryPolicy:
         if isinstance(error, TransportError):
             # A dropped connection may have delivered the request; a read timeout already
             # waited the full read timeout. Retry only the first, and only for reads.
-            if read and not isinstance(error, TimeoutError):
+            if read and not isinstance(error, RequestTimeout):
                 return self.backoff(attempt)
             return None
         if not isinstance(error, ApiError) or error.code not in RETRY_STATUSES:
@@ -175,10 +181,12 @@ class LineStream(_ClosedOnExit):
 class Client(_ClosedOnExit):
     """A connection to one API server, built from a ``Config``.
 
-    Thread-safety: one ``Client`` is meant to be shared. ``request``, ``request_text`` and
-    ``stream_lines`` may be called from any number of threads at once; they share one
-    ``requests.Session`` whose pool keeps ``pool_maxsize`` connections (more threads than
-    that still work, but open extra connections). Credential refreshes (token files, exec
+    It sends ``Request`` values (``send``, ``send_text``, ``send_lines``), which ``Api``
+    builds; ``request``, ``request_text`` and ``stream_lines`` take the same by method and
+    path. Thread-safety: one ``Client`` is meant to be shared. All of these may be called
+    from any number of threads at once; they share one ``requests.Session`` whose pool
+    keeps ``pool_maxsize`` connections (more threads than that still work, but open extra
+    connections). Credential refreshes (token files, exec
     plugins) are locked, so a plugin runs once however many threads need it. ``close()``
     is for when no other thread uses the client any more.
 
@@ -238,6 +246,47 @@ class Client(_ClosedOnExit):
         """The namespace of the config's context (``default`` if it names none)."""
         return self._config.namespace
 
+    # -- sending a Request -----------------------------------------------------------------
+
+    def send(self, request: Request, *, timeout: Optional[Timeout] = None) -> Any:
+        """Send ``request`` and decode the JSON answer (None for an empty body).
+
+        Failed calls are retried as ``retries`` says; a refused call raises its
+        ``ApiError``, a call that got no answer its ``TransportError``.
+        """
+        response = self._send(request, timeout, stream=False)
+        data = response.content()
+        if not data:
+            return None
+        try:
+            if len(data) < LARGE_BODY:
+                return json.loads(data)
+            with gc_paused():
+                return json.loads(data)
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise DecodeError(
+                f"the answer to {request.method} {response.url} is not JSON ({kind})"
+            ) from None
+
+    def send_text(self, request: Request, *, timeout: Optional[Timeout] = None) -> str:
+        """Send ``request`` and return the answer as text (e.g. a pod's log)."""
+        response = self._send(request, timeout, stream=False, accept=_ACCEPT_ANY)
+        return response.content().decode("utf-8", "replace")
+
+    def send_lines(self, request: Request, *, timeout: Optional[Timeout] = None) -> LineStream:
+        """Send a streaming ``request`` (a watch, ``follow`` logs); its ``LineStream``.
+
+        Use it as ``with client.send_lines(req) as lines: for line in lines: ...``. The
+        read timeout defaults to the ``timeoutSeconds`` query value plus a margin, so a
+        quiet watch is not cut before the server ends it. Errors before the first byte
+        (status, connection) raise here, after retries as for GET.
+        """
+        read_timeout = self._stream_timeout(request.query, timeout)
+        return LineStream(self._send(request, read_timeout, stream=True, accept=_ACCEPT_ANY))
+
+    # -- the same, by method and path -------------------------------------------------------
+
     def request(
         self,
         method: str,
@@ -253,24 +302,10 @@ class Client(_ClosedOnExit):
 
         ``body`` is bytes (sent as is) or a JSON-able value (a ``str`` is encoded as a JSON
         string); ``content_type`` defaults to ``application/json``. Returns None for an
-        empty body.
+        empty body. The same as ``send(Request(...))``.
         """
-        response = self._send(
-            method, path, params, body, content_type, headers, timeout, stream=False
-        )
-        data = response.content()
-        if not data:
-            return None
-        try:
-            if len(data) < LARGE_BODY:
-                return json.loads(data)
-            with gc_paused():
-                return json.loads(data)
-        except ValueError:
-            kind = response.headers.get("Content-Type", "no content type")
-            raise DecodeError(
-                f"the answer to {method} {response.url} is not JSON ({kind})"
-            ) from None
+        req = _request(method, path, params, body, content_type, headers)
+        return self.send(req, timeout=timeout)
 
     def request_text(
         self,
@@ -280,9 +315,8 @@ class Client(_ClosedOnExit):
         params: Params = None,
         timeout: Optional[Timeout] = None,
     ) -> str:
-        """Call ``path`` and return the answer as text (e.g. a pod's log)."""
-        response = self._send(method, path, params, None, None, _ACCEPT_ANY, timeout, stream=False)
-        return response.content().decode("utf-8", "replace")
+        """Call ``path`` and return the answer as text; ``send_text(Request(...))``."""
+        return self.send_text(_request(method, path, params), timeout=timeout)
 
     def stream_lines(
         self,
@@ -293,24 +327,9 @@ class Client(_ClosedOnExit):
         headers: Optional[Mapping[str, str]] = None,
         timeout: Optional[Timeout] = None,
     ) -> LineStream:
-        """Start a streaming call (a watch, ``follow`` logs) and return its ``LineStream``.
-
-        Use it as ``with client.stream_lines(...) as lines: for line in lines: ...``. The
-        read timeout defaults to the ``timeoutSeconds`` param plus a margin, so a quiet
-        watch is not cut before the server ends it. Errors before the first byte (status,
-        connection) raise here, after retries as for GET.
-        """
-        response = self._send(
-            method,
-            path,
-            params,
-            None,
-            None,
-            {**_ACCEPT_ANY, **(headers or {})},
-            self._stream_timeout(params, timeout),
-            stream=True,
-        )
-        return LineStream(response)
+        """Start a streaming call and return its ``LineStream``; ``send_lines(Request(...))``."""
+        req = _request(method, path, params, headers=headers)
+        return self.send_lines(req, timeout=timeout)
 
     def close(self) -> None:
         """Close all pooled connections; further calls raise ``UsageError``."""
@@ -325,29 +344,29 @@ class Client(_ClosedOnExit):
 
     def _send(
         self,
-        method: str,
-        path: str,
-        params: Params,
-        body: Any,
-        content_type: Optional[str],
-        headers: Optional[Mapping[str, str]],
+        req: Request,
         timeout: Optional[Timeout],
         *,
         stream: bool,
+        accept: Optional[Mapping[str, str]] = None,
     ) -> Response:
+        """The one place a request goes out: headers, body, auth, retries."""
         if self._closed:
             raise UsageError("the client is closed")
+        path = req.path
         if not path.startswith("/"):
             raise UsageError(f"path must be an absolute API path starting with '/': {path!r}")
-        method = method.upper()
+        method = req.method.upper()
         url = self._config.server + path
         data: Optional[bytes] = None
         request_headers = dict(self._headers)
+        body = req.body
         if body is not None:
             data = bytes(body) if isinstance(body, (bytes, bytearray)) else json.dumps(body)
-            request_headers["Content-Type"] = content_type or "application/json"
-        request_headers.update(headers or {})
-        query = _query(params)
+            request_headers["Content-Type"] = req.content_type or "application/json"
+        request_headers.update(accept or {})
+        request_headers.update(req.headers)
+        query = _query(req.query)
         attempt, refreshed = 0, False
         while True:
             creds = self._credentials()
@@ -423,7 +442,8 @@ class Client(_ClosedOnExit):
             logger.warning("server warning: %s", text)
             warnings.warn(KubeWarning(text), stacklevel=_caller_stacklevel())
 
-    def _stream_timeout(self, params: Params, timeout: Optional[Timeout]) -> Tuple[float, float]:
+    def _stream_timeout(self, params: Params, timeout: Optional[Timeout]
+                        ) -> Tuple[float, float]:
         if timeout is not None:
             return _pair(timeout)
         server_side: Any = (params or {}).get("timeoutSeconds")
@@ -445,6 +465,18 @@ def _caller_stacklevel() -> int:
         frame = frame.f_back
         level += 1
     return level
+
+
+def _request(
+    method: str,
+    path: str,
+    params: Params,
+    body: Any = None,
+    content_type: Optional[str] = None,
+    headers: Optional[Mapping[str, str]] = None,
+) -> Request:
+    """A ``Request`` from the keyword form of ``request``/``request_text``/``stream_lines``."""
+    return Request(method, path, params or {}, body, content_type, extra_headers=headers or {})
 
 
 def _pair(timeout: Timeout) -> Tuple[float, float]:

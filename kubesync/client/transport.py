@@ -1,7 +1,7 @@
 """The only module that calls requests: one Session, TLS, and the mapping of every failure.
 
 Every requests/urllib3 exception becomes a ``TransportError`` (``ConnectError``,
-``TLSError``, ``TimeoutError``, ...) here, and every error status an ``ApiError`` subclass,
+``TLSError``, ``RequestTimeout``, ...) here, and every error status an ``ApiError`` subclass,
 so nothing of requests reaches a user. Trust comes only from the ``ssl.SSLContext`` built
 from the kubeconfig: ``trust_env`` is off (``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and
 ``.netrc`` are ignored) and proxies from ``HTTPS_PROXY``/``NO_PROXY`` are looked up here
@@ -32,8 +32,8 @@ from kubesync.errors import (
     ApiError,
     ConnectError,
     ConnectTimeout,
+    RequestTimeout,
     Status,
-    TimeoutError,
     TLSError,
     TransportError,
     error_for_status,
@@ -336,7 +336,7 @@ def transport_error(exc: BaseException, method: str, url: str) -> TransportError
     elif isinstance(
         reason, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)
     ) or isinstance(exc, (requests.exceptions.ReadTimeout, socket.timeout)):
-        cls, text = TimeoutError, f"read timed out: {text}"
+        cls, text = RequestTimeout, f"read timed out: {text}"
     elif isinstance(reason, urllib3.exceptions.NewConnectionError):
         cls, text = ConnectError, f"cannot connect: {text}"
     elif isinstance(exc, requests.exceptions.InvalidURL):

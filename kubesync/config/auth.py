@@ -30,6 +30,7 @@ __all__ = [
     "Credentials",
     "ExecAuth",
     "ExecSpec",
+    "Impersonation",
     "TokenAuth",
     "TokenFileAuth",
 ]
@@ -334,3 +335,16 @@ def parse_rfc3339(value: Any) -> float:
     if when.tzinfo is None:
         raise ValueError(value)
     return when.timestamp()
+
+
+@attrs.define(frozen=True)
+class Impersonation:
+    """Act as another user (``as``, ``as-uid``, ``as-groups``, ``as-user-extra``).
+
+    https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation
+    """
+
+    user: Optional[str] = None
+    uid: Optional[str] = None
+    groups: Tuple[str, ...] = ()
+    extra: Mapping[str, Tuple[str, ...]] = attrs.field(factory=dict)

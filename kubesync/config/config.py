@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Union
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from kubesync.config.auth import Auth
+from kubesync.config import incluster_fields, kubeconfig_fields
+from kubesync.config.auth import Auth, Impersonation
 from kubesync.config.tls import ClientCert
 from kubesync.errors import ConfigError
 
 __all__ = ["Config", "Impersonation", "redact_url"]
 
 PathArg = Union[str, "os.PathLike[str]"]
-
-
-@attrs.define(frozen=True)
-class Impersonation:
-    """Act as another user (``as``, ``as-uid``, ``as-groups``, ``as-user-extra``).
-
-    https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation
-    """
-
-    user: Optional[str] = None
-    uid: Optional[str] = None
-    groups: Tuple[str, ...] = ()
-    extra: Mapping[str, Tuple[str, ...]] = attrs.field(factory=dict)
 
 
 def redact_url(url: Optional[str]) -> Optional[str]:
@@ -67,14 +55,12 @@ class Config:
     @classmethod
     def infer(cls) -> Config:
         """``KUBECONFIG`` (merged), else ``~/.kube/config``, else the in-cluster service account."""
-        from kubesync.config import incluster, kubeconfig
-
-        paths = [p for p in kubeconfig.default_paths() if os.path.exists(p)]
+        paths = [p for p in kubeconfig_fields.default_paths() if os.path.exists(p)]
         if paths:
-            return kubeconfig.load(paths)
-        if incluster.available():
-            return incluster.load()
-        tried = ", ".join(kubeconfig.default_paths())
+            return Config(**kubeconfig_fields.resolve(paths))
+        if incluster_fields.available():
+            return Config(**incluster_fields.resolve())
+        tried = ", ".join(kubeconfig_fields.default_paths())
         raise ConfigError(
             f"no Kubernetes configuration found: no kubeconfig at {tried}, and not in a "
             "cluster (KUBERNETES_SERVICE_HOST is not set)"
@@ -93,25 +79,22 @@ class Config:
         ``path`` None means ``KUBECONFIG`` or ``~/.kube/config``; ``context`` None means
         its ``current-context``; ``cluster``/``user`` override the context's choice.
         """
-        from kubesync.config import kubeconfig
-
         if path is None:  # missing files in a KUBECONFIG list are skipped, as kubectl does
-            return kubeconfig.load(
-                kubeconfig.default_paths(),
+            return Config(**kubeconfig_fields.resolve(
+                kubeconfig_fields.default_paths(),
                 context=context,
                 cluster=cluster,
                 user=user,
                 skip_missing=True,
-            )
+            ))
         if isinstance(path, (str, os.PathLike)):
             paths = [os.fspath(path)]
         else:
             paths = [os.fspath(p) for p in path]
-        return kubeconfig.load(paths, context=context, cluster=cluster, user=user)
+        return Config(**kubeconfig_fields.resolve(paths, context=context, cluster=cluster,
+                                                  user=user))
 
     @classmethod
     def in_cluster(cls) -> Config:
         """The pod's service account: API host from the environment, token, CA, namespace."""
-        from kubesync.config import incluster
-
-        return incluster.load()
+        return Config(**incluster_fields.resolve())

@@ -4,63 +4,20 @@ The API server's address comes from ``KUBERNETES_SERVICE_HOST``/``_PORT``; the t
 and namespace from the files the kubelet mounts. The token is re-read whenever the kubelet
 rotates it (bound service-account tokens expire after about an hour).
 https://kubernetes.io/docs/tasks/run-application/access-api-from-pod/
+The reading is ``kubesync.config.incluster_fields``, which yields plain keyword data so
+that ``Config.in_cluster`` can use it without importing this module.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
 from typing import Mapping, Optional
 
-from kubesync.config.auth import TokenFileAuth
 from kubesync.config.config import Config
-from kubesync.errors import ConfigError
+from kubesync.config.incluster_fields import SERVICE_ACCOUNT_DIR, available, resolve
 
 __all__ = ["SERVICE_ACCOUNT_DIR", "available", "load"]
-
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-HOST_ENV, PORT_ENV = "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"
-
-
-def available(env: Optional[Mapping[str, str]] = None) -> bool:
-    """Whether the environment looks like a pod's (the service host variable is set)."""
-    env = os.environ if env is None else env
-    return bool(env.get(HOST_ENV))
 
 
 def load(env: Optional[Mapping[str, str]] = None, folder: Optional[str] = None) -> Config:
     """The ``Config`` of this pod's service account (``env`` and ``folder`` for tests)."""
-    env = os.environ if env is None else env
-    folder = SERVICE_ACCOUNT_DIR if folder is None else folder
-    host, port = env.get(HOST_ENV, ""), env.get(PORT_ENV, "")
-    for name, value in ((HOST_ENV, host), (PORT_ENV, port)):
-        if not value:
-            raise ConfigError(
-                "not running in a cluster: the variable is not set", source="environment", key=name
-            )
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            host = f"[{host}]"
-    except ValueError:
-        pass  # a DNS name
-    ca_path = os.path.join(folder, "ca.crt")
-    try:
-        with open(ca_path, "rb") as f:
-            ca = f.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the cluster CA: {exc.strerror}", source=ca_path) from None
-    token_path = os.path.join(folder, "token")
-    auth = TokenFileAuth(token_path, source=token_path)
-    try:
-        with open(os.path.join(folder, "namespace"), encoding="utf-8") as f:
-            namespace = f.read().strip()
-    except OSError:
-        namespace = ""
-    return Config(
-        server=f"https://{host}:{port}",
-        namespace=namespace or "default",
-        ca_pem=ca,
-        auth=auth,
-        source=folder,
-        context="in-cluster",
-    )
+    return Config(**resolve(env, folder))

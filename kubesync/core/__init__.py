@@ -1,1 +1,8 @@
-"""core."""
+"""The pure core: values and conversions, no network, no threads, no presentation.
+
+``resource`` (ApiResource, URL paths), ``params`` and ``request`` (options and calls as
+values), ``model`` (the base of every model) over ``lazy`` (lazy, lossless field access),
+``fieldtypes``, ``time``, ``location`` and ``converter`` (cattrs); ``objectlist``,
+``dynamic``, ``events``, ``quantity``, ``json``. ``convert`` is the one import for
+decoding and encoding.
+"""

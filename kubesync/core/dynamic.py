@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, MutableMapping, Optional, Tuple
 
-from kubesync.core import convert as _convert
+from kubesync.core.json import json_copy
+from kubesync.core.lazy import decode, encode
 from kubesync.core.resource import ApiResource
 
 if TYPE_CHECKING:
@@ -45,11 +46,12 @@ class DynamicObject(MutableMapping[str, Any]):
         """The object's metadata as a typed, lazy ``ObjectMeta`` (created empty if absent)."""
         meta = self._metadata
         if meta is _UNREAD or meta is None:
+            # A generated meta/v1 class (see the layering test's exceptions).
             from kubesync.models.meta_v1 import ObjectMeta
 
             raw = self._data.get("metadata")
             if isinstance(raw, dict):
-                meta = _convert.decode(ObjectMeta, raw)
+                meta = decode(ObjectMeta, raw)
                 meta._kube_at = (self.kind or "DynamicObject", "metadata")  # for errors
             else:
                 meta = ObjectMeta()
@@ -88,7 +90,7 @@ class DynamicObject(MutableMapping[str, Any]):
         if key == "metadata" and self._metadata is not _UNREAD:
             if self._metadata is None:
                 raise KeyError(key)
-            return _convert.encode(self._metadata)
+            return encode(self._metadata)
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -124,7 +126,7 @@ class DynamicObject(MutableMapping[str, Any]):
         if meta is None:
             out.pop("metadata", None)
         elif meta is not _UNREAD:
-            encoded = _convert.encode(meta)
+            encoded = encode(meta)
             if encoded or "metadata" in out:
                 out["metadata"] = encoded
         return out
@@ -143,12 +145,20 @@ class DynamicObject(MutableMapping[str, Any]):
         return DynamicObject(self.to_dict(), self.api_resource)
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> DynamicObject:
-        return DynamicObject(_convert.json_copy(self.to_dict()), self.api_resource)
+        return DynamicObject(json_copy(self.to_dict()), self.api_resource)
 
     def __reduce__(self) -> Tuple[Any, ...]:
         return (DynamicObject, (self.to_dict(), self.api_resource))
 
+    @classmethod
+    def _kube_decode(cls, data: Any, tp: Any = None) -> DynamicObject:
+        return cls(data)
+
+    def _kube_encode(self) -> Dict[str, Any]:
+        return self.to_dict()
+
     def _repr_html_(self) -> str:
-        from kubesync.core.display import object_html
+        # Presentation lives in kubesync.display, above core (see Model._repr_html_).
+        from kubesync.display import object_html
 
         return object_html(self)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json as _std_json
 from typing import Any, Union
 
-__all__ = ["BACKEND", "dumps", "loads"]
+__all__ = ["BACKEND", "dumps", "json_copy", "loads"]
 
 try:
     import orjson as _orjson
@@ -41,3 +41,8 @@ else:  # pragma: no cover - exercised where orjson is absent
     def dumps(obj: Any) -> bytes:
         """Encode ``obj`` as compact UTF-8 JSON."""
         return _std_json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def json_copy(data: Any) -> Any:
+    """A deep copy of JSON-native data (through the JSON codec: faster than deepcopy)."""
+    return loads(dumps(data))

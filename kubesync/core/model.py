@@ -1,7 +1,7 @@
 """``Model``, the base of every generated class, and the tables they are built from.
 
 A model decoded from JSON is a thin typed view: it keeps the source mapping and converts
-a field on first read (``kubesync.core.convert`` does the work), so decoding a LIST costs
+a field on first read (``kubesync.core.lazy`` does the work), so decoding a LIST costs
 almost nothing and encoding gives back exactly what came in, unknown fields included.
 
 Generated modules hold tables, not class statements: ``define_models`` turns a table
@@ -12,11 +12,10 @@ declarations for mypy and editors.
 
 from __future__ import annotations
 
-import datetime
+import importlib
 import sys
 import threading
 from typing import (
-    Annotated,
     Any,
     Callable,
     Dict,
@@ -24,14 +23,17 @@ from typing import (
     Mapping,
     Optional,
     Tuple,
-    Union,
 )
 
 import attrs
 
+from kubesync.core.fieldtypes import IntOrString, MicroTime, Quantity, Time, TimeFormat
+from kubesync.core.json import json_copy
+from kubesync.core.lazy import ABSENT_AS_EMPTY, JSON_NAME, View, decode, encode, model_repr
 from kubesync.core.resource import ApiResource
 
 __all__ = [
+    "ABSENT_AS_EMPTY",
     "API_REFERENCE",
     "JSON_NAME",
     "IntOrString",
@@ -45,38 +47,9 @@ __all__ = [
 
 API_REFERENCE = "https://kubernetes.io/docs/reference/kubernetes-api/"
 
-#: The attrs field metadata key holding a field's JSON name (when it is not the
-#: camelCase of the attribute name).
-JSON_NAME = "kubesync.json"
-
-
-@attrs.frozen
-class TimeFormat:
-    """How a datetime field is written: ``Time`` in seconds, ``MicroTime`` in microseconds."""
-
-    micro: bool
-
-
-#: meta/v1 Time: RFC 3339, seconds, UTC (``2024-05-01T10:00:00Z``); a tz-aware datetime.
-Time = Annotated[datetime.datetime, TimeFormat(micro=False)]
-#: meta/v1 MicroTime: RFC 3339 with microseconds (``2024-05-01T10:00:00.123456Z``).
-MicroTime = Annotated[datetime.datetime, TimeFormat(micro=True)]
-#: intstr.IntOrString: a port number or name, a count or a percentage.
-IntOrString = Union[int, str]
-#: resource.Quantity as the server writes it (``500m``, ``1Gi``); see ``parse_quantity``.
-Quantity = str
-
-
-class _Located:
-    # Where a lazily decoded object sits in its top-level object, for error messages:
-    # None for a top-level object, else (parent location or top class, json name[, index]).
-    # A plain slot, not an attrs field: it is bookkeeping, not data.
-    __slots__ = ("_kube_at",)
-    _kube_at: Any
-
 
 @attrs.define(slots=True, kw_only=True, repr=False)
-class Model(_Located):
+class Model(View):
     """Base of every model: an attrs class whose fields read through to decoded JSON.
 
     ``None`` means absent. Objects decoded from the server share the source mapping:
@@ -90,19 +63,21 @@ class Model(_Located):
     )
 
     def __repr__(self) -> str:
-        return _convert.model_repr(self)
+        return model_repr(self)
 
     def __copy__(self) -> Any:
         return attrs.evolve(self)
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> Any:
-        return _convert.decode(type(self), _convert.json_copy(_convert.encode(self)))
+        return decode(type(self), json_copy(encode(self)))
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        return (_convert.decode, (type(self), _convert.encode(self)))
+        return (decode, (type(self), encode(self)))
 
     def _repr_html_(self) -> str:
-        from kubesync.core.display import object_html
+        # Presentation lives in kubesync.display, above core: imported only when a
+        # notebook asks for the HTML form.
+        from kubesync.display import object_html
 
         return object_html(self)
 
@@ -158,6 +133,11 @@ def _build_class(module: str, group_version: str, name: str, entry: Entry) -> ty
     }
     defaults = {"api_version": gvk[0], "kind": gvk[1]} if gvk else {}
     for attr, json_name, annotation, required in rows:
+        if gvk and attr == "metadata" and annotation.rpartition(".")[2] == "ObjectMeta":
+            annotations[attr] = annotation
+            body[attr] = attrs.field(factory=_object_meta,
+                                     metadata={JSON_NAME: json_name, ABSENT_AS_EMPTY: True})
+            continue
         annotations[attr] = annotation if required else f"Optional[{annotation}]"
         body[attr] = attrs.field(
             default=attrs.NOTHING if required else defaults.get(attr),
@@ -173,6 +153,6 @@ def _build_class(module: str, group_version: str, name: str, entry: Entry) -> ty
     return attrs.define(slots=True, kw_only=True, repr=False)(cls)
 
 
-# Bottom import: convert needs Model defined (and installs Model.__getattr__, the lazy
-# read); Model's methods need convert.
-from kubesync.core import convert as _convert  # noqa: E402
+def _object_meta() -> Any:
+    """A new, empty ObjectMeta (looked up by name: the models are built on ``core``)."""
+    return importlib.import_module("kubesync.models.meta_v1").ObjectMeta()

@@ -6,15 +6,16 @@ https://kubernetes.io/docs/reference/using-api/api-concepts/ for what each optio
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import attrs
 
+from kubesync.core.deprecation import deprecated_names
 from kubesync.errors import UsageError
 
 __all__ = [
     "DeleteOptions",
-    "LabelSelector",
+    "LabelQuery",
     "ListParams",
     "Patch",
     "WriteParams",
@@ -30,8 +31,11 @@ _VALIDATION = ("Ignore", "Warn", "Strict")
 _RV_MATCH = ("NotOlderThan", "Exact")
 
 
-class LabelSelector:
-    """A small builder for label selectors: ``LabelSelector(app="web").exists("tier")``.
+class LabelQuery:
+    """A small builder for label selectors: ``LabelQuery(app="web").exists("tier")``.
+
+    Not the ``meta/v1 LabelSelector`` model (``match_labels``/``match_expressions``), an
+    object field: this builds the ``labelSelector`` query string of list and watch.
 
     ``str()`` gives the selector string the server takes.
     """
@@ -39,49 +43,49 @@ class LabelSelector:
     def __init__(self, **equals: str):
         self._terms: List[str] = [f"{k}={v}" for k, v in equals.items()]
 
-    def _add(self, term: str) -> LabelSelector:
+    def _add(self, term: str) -> LabelQuery:
         self._terms.append(term)
         return self
 
-    def eq(self, key: str, value: str) -> LabelSelector:
+    def eq(self, key: str, value: str) -> LabelQuery:
         return self._add(f"{key}={value}")
 
-    def ne(self, key: str, value: str) -> LabelSelector:
+    def ne(self, key: str, value: str) -> LabelQuery:
         return self._add(f"{key}!={value}")
 
-    def in_(self, key: str, values: Iterable[str]) -> LabelSelector:
+    def in_(self, key: str, values: Iterable[str]) -> LabelQuery:
         return self._add(f"{key} in ({','.join(values)})")
 
-    def not_in(self, key: str, values: Iterable[str]) -> LabelSelector:
+    def not_in(self, key: str, values: Iterable[str]) -> LabelQuery:
         return self._add(f"{key} notin ({','.join(values)})")
 
-    def exists(self, key: str) -> LabelSelector:
+    def exists(self, key: str) -> LabelQuery:
         return self._add(key)
 
-    def absent(self, key: str) -> LabelSelector:
+    def absent(self, key: str) -> LabelQuery:
         return self._add(f"!{key}")
 
     def __str__(self) -> str:
         return ",".join(self._terms)
 
     def __repr__(self) -> str:
-        return f"LabelSelector({str(self)!r})"
+        return f"LabelQuery({str(self)!r})"
 
 
-Selector = Union[str, LabelSelector, Mapping[str, str], None]
+Selector = Union[str, LabelQuery, Mapping[str, str], None]
 
 
 def selector_string(sel: Selector) -> Optional[str]:
-    """A selector as the server's string: a string, a ``LabelSelector`` or ``{key: value}``."""
+    """A selector as the server's string: a string, a ``LabelQuery`` or ``{key: value}``."""
     if sel is None:
         return None
     if isinstance(sel, str):
         return sel
-    if isinstance(sel, LabelSelector):
+    if isinstance(sel, LabelQuery):
         return str(sel)
     if isinstance(sel, Mapping):
         return ",".join(f"{k}={v}" for k, v in sel.items())
-    raise UsageError(f"a selector is a str, LabelSelector or mapping, not {type(sel).__name__}")
+    raise UsageError(f"a selector is a str, LabelQuery or mapping, not {type(sel).__name__}")
 
 
 def _choice(name: str, value: Optional[str], allowed: Sequence[str]) -> None:
@@ -215,3 +219,9 @@ class Patch:
     def apply(cls, body: Any) -> Patch:
         # Server-side apply takes YAML; JSON is YAML, so the JSON encoding is sent.
         return cls("application/apply-patch+yaml", body, is_apply=True)
+
+
+if TYPE_CHECKING:
+    LabelSelector = LabelQuery  # deprecated spelling, valid for type checkers one release
+# The builder's old name, shared with the meta/v1 model: it warns for one release.
+__getattr__ = deprecated_names(__name__, {"LabelSelector": ("kubesync.LabelQuery", LabelQuery)})

@@ -1,7 +1,8 @@
 """(resource, namespace, name, options, body) -> a ``Request`` value; nothing is sent here.
 
-``Api`` builds one of these per call and hands it to the client. Keeping the building
-pure makes most of the Api testable without HTTP (STYLE.md: describe, then send).
+``Api`` builds one of these per call and hands it to ``Client.send``. Keeping the
+building pure makes most of the Api testable without HTTP: a test compares the described
+call with what it expects, and only one function sends.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ ACCEPT_TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 
 @attrs.frozen
 class Request:
-    """One HTTP call, described: what ``Client.request`` needs, and nothing else."""
+    """One HTTP call, described: what ``Client.send`` needs, and nothing else.
+
+    ``path`` is absolute (``/api/v1/namespaces``); ``query`` values may be lists (the key
+    repeats), booleans or None (dropped). ``body`` is bytes (sent as they are) or a
+    JSON-able value, sent as ``content_type`` (default ``application/json``).
+    ``extra_headers`` are further request headers; ``accept`` is the Accept header.
+    """
 
     method: str
     path: str
@@ -32,10 +39,14 @@ class Request:
     body: Any = None
     content_type: Optional[str] = None
     accept: Optional[str] = None
+    extra_headers: Mapping[str, str] = attrs.field(factory=dict, kw_only=True)
 
     @property
     def headers(self) -> Dict[str, str]:
-        return {"Accept": self.accept} if self.accept else {}
+        """The headers this request sets itself (Accept and ``extra_headers``)."""
+        out = {"Accept": self.accept} if self.accept else {}
+        out.update(self.extra_headers)
+        return out
 
 
 @attrs.frozen

@@ -1,7 +1,8 @@
 """Custom resources from attrs classes: kube-derive's ``#[derive(CustomResource)]``.
 
-Spec, status and nested classes are attrs ``Model`` subclasses, so custom objects decode
-lazily and keep fields they do not know, like the generated models::
+Spec, status and nested classes are attrs classes: ``Model`` subclasses, or plain ones
+(a Model with the same fields is built from each), so custom objects decode lazily and
+keep fields they do not know, like the generated models::
 
     import attrs
     from typing import List, Optional
@@ -35,7 +36,14 @@ Union[int, str], Any and nested classes; see ``kubesync.crd.schema``.
 """
 
 from kubesync.core.model import Model
-from kubesync.crd.install import CrdNotAccepted, install, uninstall
+from kubesync.crd.install import (
+    CrdNotAccepted,
+    CrdNotEstablished,
+    CrdWaitTimeout,
+    install,
+    uninstall,
+    wait_established,
+)
 from kubesync.crd.resource import (
     CustomResource,
     PrinterColumn,
@@ -47,6 +55,8 @@ from kubesync.crd.schema import SchemaError, field, schema_for
 
 __all__ = [
     "CrdNotAccepted",
+    "CrdNotEstablished",
+    "CrdWaitTimeout",
     "CustomResource",
     "Model",
     "PrinterColumn",
@@ -58,4 +68,5 @@ __all__ = [
     "merge_crds",
     "schema_for",
     "uninstall",
+    "wait_established",
 ]

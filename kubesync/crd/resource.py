@@ -37,9 +37,9 @@ from typing import (
 import attrs
 
 from kubesync.core.convert import decode, encode, json_copy
-from kubesync.core.model import Model
+from kubesync.core.model import ABSENT_AS_EMPTY, Model
 from kubesync.core.resource import ApiResource
-from kubesync.crd.schema import SchemaError, schema_for
+from kubesync.crd.schema import SchemaError, model_of, schema_for, to_model
 from kubesync.errors import UsageError
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ __all__ = [
     "merge_crds",
 ]
 
-S = TypeVar("S", bound=Model)
+# A spec is any attrs class: a Model subclass, or a plain one (a Model is built from it).
+S = TypeVar("S", bound=attrs.AttrsInstance)
 T = TypeVar("T")
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
@@ -184,11 +185,17 @@ def define(
     printer_columns: Iterable[Union[PrinterColumn, Mapping[str, Any]]] = (),
     scale: Union[ScaleSubresource, Mapping[str, Any], None] = None,
 ) -> Definition:
-    """Check the options and the classes of resource ``name``; build its root schema."""
+    """Check the options and the classes of resource ``name``; build its root schema.
+
+    Plain attrs spec and status classes are replaced by the Model subclasses built from
+    them (``model_of``), so the objects decode lazily and keep unknown fields.
+    """
     kind = kind or name
     for option, value in (("group", group), ("version", version), ("kind", kind)):
         if not isinstance(value, str) or not value:
             raise UsageError(f"{name}: {option} must be a non-empty string, not {value!r}")
+    spec = _model_of(spec, localns, f"{name}.spec")
+    status = None if status is None else _model_of(status, localns, f"{name}.status")
     properties = {"spec": schema_for(spec, localns, where=f"{name}.spec")}
     if status is not None:
         node = schema_for(status, localns, where=f"{name}.status")
@@ -207,6 +214,13 @@ def define(
         printer_columns=tuple(_column(c) for c in printer_columns),
         scale=_scale(scale), spec=spec, status=status, schema=root,
     )
+
+
+def _model_of(cls: Any, localns: Optional[Mapping[str, Any]], where: str) -> Any:
+    try:
+        return model_of(cls, localns)
+    except SchemaError as e:
+        raise SchemaError(f"{where}: {e}") from None
 
 
 def _strings(values: Iterable[str], option: str) -> Tuple[str, ...]:
@@ -303,9 +317,10 @@ def _fields(d: Definition) -> Dict[str, Any]:
         },
         "api_version": attrs.field(default=f"{d.group}/{d.version}"),
         "kind": attrs.field(default=d.kind),
-        "metadata": attrs.field(factory=ObjectMeta),
-        "spec": attrs.field(),
-        "status": attrs.field(default=None),
+        "metadata": attrs.field(factory=ObjectMeta, metadata={ABSENT_AS_EMPTY: True}),
+        # to_model: an instance of a plain spec or status class becomes its Model's.
+        "spec": attrs.field(converter=to_model),
+        "status": attrs.field(default=None, converter=to_model),
         "api_resource": d.api_resource,
         "_crd_definition": d,
     }
@@ -314,7 +329,10 @@ def _fields(d: Definition) -> Dict[str, Any]:
 class CustomResource(Model, Generic[S, T], metaclass=_ResourceType):
     """Base of custom resource classes: subclass ``CustomResource[Spec, Status]`` with the
     CRD's options as class keywords (``group``, ``version``; ``kind`` defaults to the
-    class name). Spec, status and nested classes are ``Model`` subclasses (attrs)."""
+    class name). Spec, status and nested classes are attrs classes: ``Model`` subclasses,
+    or plain ones, for which a ``Model`` with the same fields is built (reading
+    ``obj.spec`` then gives that Model, which keeps the fields the class does not know;
+    instances of the plain class are taken wherever one is set)."""
 
     __slots__ = ()
 
@@ -348,6 +366,7 @@ class CustomResource(Model, Generic[S, T], metaclass=_ResourceType):
         from kubesync.models.meta_v1 import ObjectMeta
 
         d = _definition(cls)
+        spec = to_model(spec)
         if not isinstance(spec, d.spec):
             raise UsageError(f"{d.kind}.new takes a {d.spec.__name__} spec, "
                              f"not {type(spec).__name__}")
@@ -388,9 +407,11 @@ def custom_resource(
 
     ``Foo = custom_resource(group=..., version=..., status=FooStatus)(FooSpec)``; ``kind``
     defaults to the spec's name without ``Spec``, ``plural`` to the lowercase kind + "s".
-    The spec class is left as it is. The class is named after the kind: bind it to that
-    name (as pickle looks it up there). For a class type checkers accept in annotations,
-    write ``class Foo(CustomResource[FooSpec, FooStatus], group=..., version=...)``.
+    The spec class is left as it is: a ``Model`` subclass or a plain attrs class (see
+    ``CustomResource`` for what a plain one gives back). The class is named after the
+    kind: bind it to that name (as pickle looks it up there). For a class type checkers
+    accept in annotations, write
+    ``class Foo(CustomResource[FooSpec, FooStatus], group=..., version=...)``.
     """
     localns = sys._getframe(1).f_locals
 

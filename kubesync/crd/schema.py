@@ -18,10 +18,13 @@ import enum
 import inspect
 import re
 import sys
+import threading
 import types
+import weakref
 from typing import (
     Annotated,
     Any,
+    Callable,
     Dict,
     List,
     Literal,
@@ -30,6 +33,7 @@ from typing import (
     Sequence,
     Tuple,
     Union,
+    cast,
     get_args,
     get_origin,
     get_type_hints,
@@ -37,12 +41,12 @@ from typing import (
 
 import attrs
 
-from kubesync.core.convert import plan_of
+from kubesync.core.convert import decode, encode, plan_of
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.model import JSON_NAME, Model, TimeFormat
 from kubesync.errors import KubeError, UsageError
 
-__all__ = ["SCHEMA", "SchemaError", "field", "schema_for"]
+__all__ = ["SCHEMA", "SchemaError", "field", "model_of", "schema_for", "to_model"]
 
 #: attrs field metadata key: a mapping merged last into the field's schema (any keyword).
 SCHEMA = "kubesync.crd.schema"
@@ -125,7 +129,102 @@ def schema_for(
     ``SchemaError`` naming the class and field that cannot be expressed (``where`` names
     ``cls`` itself in that message).
     """
-    return _Walker(localns).model(cls, where or _name(cls))
+    return _Walker(localns).model(model_of(cls, localns), where or _name(cls))
+
+
+# -- plain attrs classes --------------------------------------------------------------------
+
+# Plain attrs class -> the Model subclass built from it. Weak keys: a class that goes away
+# (a test's local class) takes its model with it.
+_MODELS: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
+_MODELS_LOCK = threading.RLock()
+
+
+def model_of(cls: Any, localns: Optional[Mapping[str, Any]] = None) -> Any:
+    """The ``Model`` subclass that stands for ``cls``: ``cls`` itself if it is one.
+
+    For a plain attrs class (``@attrs.define class FooSpec: ...``), as kube-derive takes
+    any serde struct: a Model subclass with the same name, fields, defaults, validators
+    and metadata, built once, with every plain attrs class in its field types replaced
+    the same way. Objects decode into it lazily and keep the fields the class does not
+    know, which a plain class cannot. Anything else is returned as it is (the schema walk
+    then says why it is refused).
+    """
+    if not isinstance(cls, type) or issubclass(cls, Model) or not attrs.has(cls):
+        return cls
+    with _MODELS_LOCK:
+        made = _MODELS.get(cls)
+        if made is None:
+            made = _build_model(cls, localns, [])
+    return made
+
+
+def to_model(value: Any) -> Any:
+    """``value`` with each instance of a plain attrs class ``model_of`` has seen (also in
+    lists and dicts) replaced by the equal instance of its Model."""
+    made = _MODELS.get(type(value))
+    if made is not None:
+        return made(**{a.alias: to_model(getattr(value, a.name))
+                       for a in attrs.fields(type(value)) if a.init})
+    if isinstance(value, list):
+        return [to_model(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_model(v) for k, v in value.items()}
+    return value
+
+
+def _decode_model_of(source: type, data: Any) -> Any:
+    return decode(model_of(source), data)
+
+
+def _reduce_model_of(self: Any) -> Tuple[Any, ...]:
+    # Pickle finds a class by module and name, which are the plain class's: rebuild from it.
+    return (_decode_model_of, (self._kube_source, encode(self)))
+
+
+def _build_model(cls: type, localns: Optional[Mapping[str, Any]], building: List[type]) -> type:
+    if cls in building:
+        chain = " -> ".join(_name(c) for c in [*building, cls])
+        raise SchemaError(f"{chain} is recursive, which a structural schema cannot say; "
+                          "type the recursive field as Any")
+    building.append(cls)
+    annotations: Dict[str, Any] = {}
+    body: Dict[str, Any] = {
+        "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__, "__annotations__": annotations,
+        "__reduce__": _reduce_model_of, "_kube_source": cls,
+    }
+    for a in attrs.fields(cls):
+        given = _normalize(_resolve(cls, a, localns))
+        tp = _map_types(given, lambda t: _model_type(t, localns, building))
+        annotations[a.name] = tp
+        converter = a.converter
+        if tp is not given:  # it holds plain attrs classes: take their instances too
+            converter = to_model if converter is None else attrs.converters.pipe(
+                converter, to_model)
+        body[a.name] = attrs.field(
+            default=a.default, validator=a.validator, converter=converter, eq=a.eq,
+            repr=a.repr, init=a.init, metadata=a.metadata, alias=a.alias)
+    building.pop()
+    made: Any = attrs.define(slots=True, kw_only=True, repr=False)(
+        type(cls.__name__, (Model,), body))
+    fields_equal = made.__eq__
+
+    def __eq__(self: Any, other: Any) -> Any:
+        # Equal to an instance of the plain class with the same values, as users compare
+        # what they read (the Model) with what they wrote (the plain class).
+        return fields_equal(self, to_model(other))
+
+    made.__eq__ = __eq__
+    _MODELS[cls] = made
+    return cast(type, made)
+
+
+def _model_type(tp: Any, localns: Optional[Mapping[str, Any]], building: List[type]) -> Any:
+    if isinstance(tp, type) and not issubclass(tp, Model) and attrs.has(tp):
+        made = _MODELS.get(tp)
+        return made if made is not None else _build_model(tp, localns, building)
+    return tp
 
 
 # -- annotations ------------------------------------------------------------------------
@@ -197,11 +296,18 @@ def _resolve(cls: type, a: Any, localns: Optional[Mapping[str, Any]]) -> Any:
 
 def _normalize(tp: Any) -> Any:
     """``tp`` with every ``X | Y`` in it rewritten as ``typing.Union[X, Y]``."""
+    return _map_types(tp, lambda t: t)
+
+
+def _map_types(tp: Any, leaf: Callable[[Any], Any]) -> Any:
+    """``tp`` rebuilt with ``leaf`` applied to each type in it (``X | Y`` as ``Union``)."""
     origin = get_origin(tp)
     args = get_args(tp)
-    if not args or origin is Literal:
+    if origin is Literal:
         return tp
-    new = tuple(_normalize(a) for a in args)
+    if not args:
+        return leaf(tp)
+    new = tuple(_map_types(a, leaf) for a in (args[:1] if _is_annotated(tp) else args))
     if origin in _UNION_TYPES:
         return Union[new]
     if all(x is y for x, y in zip(new, args)):

@@ -70,7 +70,7 @@ class MutatingAdmissionPolicy(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'admissionregistration.k8s.io/v1'
     kind: Optional[str] = 'MutatingAdmissionPolicy'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[MutatingAdmissionPolicySpec] = None
 
 
@@ -81,7 +81,7 @@ class MutatingAdmissionPolicyBinding(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'admissionregistration.k8s.io/v1'
     kind: Optional[str] = 'MutatingAdmissionPolicyBinding'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[MutatingAdmissionPolicyBindingSpec] = None
 
 
@@ -152,7 +152,7 @@ class MutatingWebhookConfiguration(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'admissionregistration.k8s.io/v1'
     kind: Optional[str] = 'MutatingWebhookConfiguration'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     webhooks: Optional[List[MutatingWebhook]] = None
 
 
@@ -240,7 +240,7 @@ class ValidatingAdmissionPolicy(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'admissionregistration.k8s.io/v1'
     kind: Optional[str] = 'ValidatingAdmissionPolicy'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[ValidatingAdmissionPolicySpec] = None
     status: Optional[ValidatingAdmissionPolicyStatus] = None
 
@@ -252,7 +252,7 @@ class ValidatingAdmissionPolicyBinding(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'admissionregistration.k8s.io/v1'
     kind: Optional[str] = 'ValidatingAdmissionPolicyBinding'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: ValidatingAdmissionPolicyBindingSpec
 
 
@@ -332,7 +332,7 @@ class ValidatingWebhookConfiguration(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'admissionregistration.k8s.io/v1'
     kind: Optional[str] = 'ValidatingWebhookConfiguration'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     webhooks: Optional[List[ValidatingWebhook]] = None
 
 

@@ -54,7 +54,7 @@ class MutatingAdmissionPolicy(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'admissionregistration.k8s.io/v1beta1'
     kind: Optional[str] = 'MutatingAdmissionPolicy'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[MutatingAdmissionPolicySpec] = None
 
 
@@ -65,7 +65,7 @@ class MutatingAdmissionPolicyBinding(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'admissionregistration.k8s.io/v1beta1'
     kind: Optional[str] = 'MutatingAdmissionPolicyBinding'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[MutatingAdmissionPolicyBindingSpec] = None
 
 

@@ -41,7 +41,7 @@ class CustomResourceDefinition(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'apiextensions.k8s.io/v1'
     kind: Optional[str] = 'CustomResourceDefinition'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: CustomResourceDefinitionSpec
     status: Optional[CustomResourceDefinitionStatus] = None
 

@@ -21,7 +21,7 @@ class APIService(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'apiregistration.k8s.io/v1'
     kind: Optional[str] = 'APIService'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[APIServiceSpec] = None
     status: Optional[APIServiceStatus] = None
 

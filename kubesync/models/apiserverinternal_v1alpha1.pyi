@@ -31,7 +31,7 @@ class StorageVersion(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'internal.apiserver.k8s.io/v1alpha1'
     kind: Optional[str] = 'StorageVersion'
-    metadata: meta_v1.ObjectMeta
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[Dict[str, Any]] = None
     status: Optional[StorageVersionStatus] = None
 

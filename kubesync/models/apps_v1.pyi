@@ -22,7 +22,7 @@ class ControllerRevision(Model):
     api_version: Optional[str] = 'apps/v1'
     data: Optional[Any] = None
     kind: Optional[str] = 'ControllerRevision'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     revision: int
 
 
@@ -43,7 +43,7 @@ class DaemonSet(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'apps/v1'
     kind: Optional[str] = 'DaemonSet'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[DaemonSetSpec] = None
     status: Optional[DaemonSetStatus] = None
 
@@ -111,7 +111,7 @@ class Deployment(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'apps/v1'
     kind: Optional[str] = 'Deployment'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[DeploymentSpec] = None
     status: Optional[DeploymentStatus] = None
 
@@ -182,7 +182,7 @@ class ReplicaSet(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'apps/v1'
     kind: Optional[str] = 'ReplicaSet'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[ReplicaSetSpec] = None
     status: Optional[ReplicaSetStatus] = None
 
@@ -262,7 +262,7 @@ class StatefulSet(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'apps/v1'
     kind: Optional[str] = 'StatefulSet'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[StatefulSetSpec] = None
     status: Optional[StatefulSetStatus] = None
 

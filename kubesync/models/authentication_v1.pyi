@@ -31,7 +31,7 @@ class SelfSubjectReview(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'authentication.k8s.io/v1'
     kind: Optional[str] = 'SelfSubjectReview'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     status: Optional[SelfSubjectReviewStatus] = None
 
 
@@ -48,7 +48,7 @@ class TokenRequest(Model):
 
     api_version: Optional[str] = 'authentication.k8s.io/v1'
     kind: Optional[str] = 'TokenRequest'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[TokenRequestSpec] = None
     status: Optional[TokenRequestStatus] = None
 
@@ -77,7 +77,7 @@ class TokenReview(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'authentication.k8s.io/v1'
     kind: Optional[str] = 'TokenReview'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: TokenReviewSpec
     status: Optional[TokenReviewStatus] = None
 

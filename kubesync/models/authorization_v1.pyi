@@ -37,7 +37,7 @@ class LocalSubjectAccessReview(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'authorization.k8s.io/v1'
     kind: Optional[str] = 'LocalSubjectAccessReview'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: SubjectAccessReviewSpec
     status: Optional[SubjectAccessReviewStatus] = None
 
@@ -90,7 +90,7 @@ class SelfSubjectAccessReview(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'authorization.k8s.io/v1'
     kind: Optional[str] = 'SelfSubjectAccessReview'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: SelfSubjectAccessReviewSpec
     status: Optional[SubjectAccessReviewStatus] = None
 
@@ -110,7 +110,7 @@ class SelfSubjectRulesReview(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'authorization.k8s.io/v1'
     kind: Optional[str] = 'SelfSubjectRulesReview'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: SelfSubjectRulesReviewSpec
     status: Optional[SubjectRulesReviewStatus] = None
 
@@ -129,7 +129,7 @@ class SubjectAccessReview(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'authorization.k8s.io/v1'
     kind: Optional[str] = 'SubjectAccessReview'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: SubjectAccessReviewSpec
     status: Optional[SubjectAccessReviewStatus] = None
 

@@ -30,7 +30,7 @@ class HorizontalPodAutoscaler(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'autoscaling/v1'
     kind: Optional[str] = 'HorizontalPodAutoscaler'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: HorizontalPodAutoscalerSpec
     status: Optional[HorizontalPodAutoscalerStatus] = None
 
@@ -72,7 +72,7 @@ class Scale(Model):
 
     api_version: Optional[str] = 'autoscaling/v1'
     kind: Optional[str] = 'Scale'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[ScaleSpec] = None
     status: Optional[ScaleStatus] = None
 

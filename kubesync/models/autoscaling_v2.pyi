@@ -83,7 +83,7 @@ class HorizontalPodAutoscaler(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'autoscaling/v2'
     kind: Optional[str] = 'HorizontalPodAutoscaler'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: HorizontalPodAutoscalerSpec
     status: Optional[HorizontalPodAutoscalerStatus] = None
 

@@ -21,7 +21,7 @@ class CronJob(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'batch/v1'
     kind: Optional[str] = 'CronJob'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: CronJobSpec
     status: Optional[CronJobStatus] = None
 
@@ -66,7 +66,7 @@ class Job(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'batch/v1'
     kind: Optional[str] = 'Job'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[JobSpec] = None
     status: Optional[JobStatus] = None
 

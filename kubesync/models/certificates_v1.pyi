@@ -21,7 +21,7 @@ class CertificateSigningRequest(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'certificates.k8s.io/v1'
     kind: Optional[str] = 'CertificateSigningRequest'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: CertificateSigningRequestSpec
     status: Optional[CertificateSigningRequestStatus] = None
 

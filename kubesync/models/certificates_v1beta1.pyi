@@ -21,7 +21,7 @@ class ClusterTrustBundle(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'certificates.k8s.io/v1beta1'
     kind: Optional[str] = 'ClusterTrustBundle'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: ClusterTrustBundleSpec
 
 
@@ -50,7 +50,7 @@ class PodCertificateRequest(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'certificates.k8s.io/v1beta1'
     kind: Optional[str] = 'PodCertificateRequest'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: PodCertificateRequestSpec
     status: Optional[PodCertificateRequestStatus] = None
 

@@ -21,7 +21,7 @@ class Lease(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'coordination.k8s.io/v1'
     kind: Optional[str] = 'Lease'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[LeaseSpec] = None
 
 

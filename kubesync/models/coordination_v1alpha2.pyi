@@ -21,7 +21,7 @@ class LeaseCandidate(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'coordination.k8s.io/v1alpha2'
     kind: Optional[str] = 'LeaseCandidate'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: LeaseCandidateSpec
 
 

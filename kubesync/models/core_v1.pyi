@@ -87,7 +87,7 @@ class Binding(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'Binding'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     target: ObjectReference
 
 
@@ -206,7 +206,7 @@ class ComponentStatus(Model):
     api_version: Optional[str] = 'v1'
     conditions: Optional[List[ComponentCondition]] = None
     kind: Optional[str] = 'ComponentStatus'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -229,7 +229,7 @@ class ConfigMap(Model):
     data: Optional[Dict[str, str]] = None
     immutable: Optional[bool] = None
     kind: Optional[str] = 'ConfigMap'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -513,7 +513,7 @@ class Endpoints(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'Endpoints'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     subsets: Optional[List[EndpointSubset]] = None
 
 
@@ -609,7 +609,7 @@ class Event(Model):
     kind: Optional[str] = 'Event'
     last_timestamp: Optional[Time] = None
     message: Optional[str] = None
-    metadata: meta_v1.ObjectMeta
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     reason: Optional[str] = None
     related: Optional[ObjectReference] = None
     reporting_component: Optional[str] = None
@@ -875,7 +875,7 @@ class LimitRange(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'LimitRange'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[LimitRangeSpec] = None
 
 
@@ -973,7 +973,7 @@ class Namespace(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'Namespace'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[NamespaceSpec] = None
     status: Optional[NamespaceStatus] = None
 
@@ -1021,7 +1021,7 @@ class Node(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'Node'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[NodeSpec] = None
     status: Optional[NodeStatus] = None
 
@@ -1229,7 +1229,7 @@ class PersistentVolume(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'PersistentVolume'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[PersistentVolumeSpec] = None
     status: Optional[PersistentVolumeStatus] = None
 
@@ -1241,7 +1241,7 @@ class PersistentVolumeClaim(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'PersistentVolumeClaim'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[PersistentVolumeClaimSpec] = None
     status: Optional[PersistentVolumeClaimStatus] = None
 
@@ -1385,7 +1385,7 @@ class Pod(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'Pod'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[PodSpec] = None
     status: Optional[PodStatus] = None
 
@@ -1632,7 +1632,7 @@ class PodTemplate(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'PodTemplate'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     template: Optional[PodTemplateSpec] = None
 
 
@@ -1751,7 +1751,7 @@ class ReplicationController(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'ReplicationController'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[ReplicationControllerSpec] = None
     status: Optional[ReplicationControllerStatus] = None
 
@@ -1832,7 +1832,7 @@ class ResourceQuota(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'ResourceQuota'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[ResourceQuotaSpec] = None
     status: Optional[ResourceQuotaStatus] = None
 
@@ -1956,7 +1956,7 @@ class Secret(Model):
     data: Optional[Dict[str, str]] = None
     immutable: Optional[bool] = None
     kind: Optional[str] = 'Secret'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     string_data: Optional[Dict[str, str]] = None
     type: Optional[str] = None
 
@@ -2040,7 +2040,7 @@ class Service(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'v1'
     kind: Optional[str] = 'Service'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[ServiceSpec] = None
     status: Optional[ServiceStatus] = None
 
@@ -2054,7 +2054,7 @@ class ServiceAccount(Model):
     automount_service_account_token: Optional[bool] = None
     image_pull_secrets: Optional[List[LocalObjectReference]] = None
     kind: Optional[str] = 'ServiceAccount'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     secrets: Optional[List[ObjectReference]] = None
 
 

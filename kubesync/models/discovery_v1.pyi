@@ -64,7 +64,7 @@ class EndpointSlice(Model):
     api_version: Optional[str] = 'discovery.k8s.io/v1'
     endpoints: Optional[List[Endpoint]] = None
     kind: Optional[str] = 'EndpointSlice'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     ports: Optional[List[EndpointPort]] = None
 
 

@@ -27,7 +27,7 @@ class Event(Model):
     deprecated_source: Optional[core_v1.EventSource] = None
     event_time: MicroTime
     kind: Optional[str] = 'Event'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     note: Optional[str] = None
     reason: Optional[str] = None
     regarding: Optional[core_v1.ObjectReference] = None

@@ -36,7 +36,7 @@ class FlowSchema(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'flowcontrol.apiserver.k8s.io/v1'
     kind: Optional[str] = 'FlowSchema'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[FlowSchemaSpec] = None
     status: Optional[FlowSchemaStatus] = None
 
@@ -128,7 +128,7 @@ class PriorityLevelConfiguration(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'flowcontrol.apiserver.k8s.io/v1'
     kind: Optional[str] = 'PriorityLevelConfiguration'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[PriorityLevelConfigurationSpec] = None
     status: Optional[PriorityLevelConfigurationStatus] = None
 

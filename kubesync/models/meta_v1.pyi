@@ -201,7 +201,7 @@ class PartialObjectMetadata(Model):
 
     api_version: Optional[str] = 'meta.k8s.io/v1'
     kind: Optional[str] = 'PartialObjectMetadata'
-    metadata: Optional[ObjectMeta] = None
+    metadata: ObjectMeta = attrs.Factory(ObjectMeta)
 
 
 @attrs.define(slots=True, kw_only=True)

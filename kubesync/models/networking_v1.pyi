@@ -37,7 +37,7 @@ class IPAddress(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'networking.k8s.io/v1'
     kind: Optional[str] = 'IPAddress'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: IPAddressSpec
 
 
@@ -73,7 +73,7 @@ class Ingress(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'networking.k8s.io/v1'
     kind: Optional[str] = 'Ingress'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[IngressSpec] = None
     status: Optional[IngressStatus] = None
 
@@ -93,7 +93,7 @@ class IngressClass(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'networking.k8s.io/v1'
     kind: Optional[str] = 'IngressClass'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[IngressClassSpec] = None
 
 
@@ -209,7 +209,7 @@ class NetworkPolicy(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'networking.k8s.io/v1'
     kind: Optional[str] = 'NetworkPolicy'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[NetworkPolicySpec] = None
 
 
@@ -292,7 +292,7 @@ class ServiceCIDR(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'networking.k8s.io/v1'
     kind: Optional[str] = 'ServiceCIDR'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[ServiceCIDRSpec] = None
     status: Optional[ServiceCIDRStatus] = None
 

@@ -21,7 +21,7 @@ class IPAddress(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'networking.k8s.io/v1beta1'
     kind: Optional[str] = 'IPAddress'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: IPAddressSpec
 
 
@@ -59,7 +59,7 @@ class ServiceCIDR(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'networking.k8s.io/v1beta1'
     kind: Optional[str] = 'ServiceCIDR'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[ServiceCIDRSpec] = None
     status: Optional[ServiceCIDRStatus] = None
 

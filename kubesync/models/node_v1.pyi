@@ -29,7 +29,7 @@ class RuntimeClass(Model):
     api_version: Optional[str] = 'node.k8s.io/v1'
     handler: str
     kind: Optional[str] = 'RuntimeClass'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     overhead: Optional[Overhead] = None
     scheduling: Optional[Scheduling] = None
 

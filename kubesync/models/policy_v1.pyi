@@ -21,7 +21,7 @@ class Eviction(Model):
     api_version: Optional[str] = 'policy/v1'
     delete_options: Optional[meta_v1.DeleteOptions] = None
     kind: Optional[str] = 'Eviction'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
 
 
 @attrs.define(slots=True, kw_only=True)
@@ -31,7 +31,7 @@ class PodDisruptionBudget(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'policy/v1'
     kind: Optional[str] = 'PodDisruptionBudget'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[PodDisruptionBudgetSpec] = None
     status: Optional[PodDisruptionBudgetStatus] = None
 

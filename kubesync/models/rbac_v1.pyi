@@ -29,7 +29,7 @@ class ClusterRole(Model):
     aggregation_rule: Optional[AggregationRule] = None
     api_version: Optional[str] = 'rbac.authorization.k8s.io/v1'
     kind: Optional[str] = 'ClusterRole'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     rules: Optional[List[PolicyRule]] = None
 
 
@@ -40,7 +40,7 @@ class ClusterRoleBinding(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'rbac.authorization.k8s.io/v1'
     kind: Optional[str] = 'ClusterRoleBinding'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     role_ref: RoleRef
     subjects: Optional[List[Subject]] = None
 
@@ -83,7 +83,7 @@ class Role(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'rbac.authorization.k8s.io/v1'
     kind: Optional[str] = 'Role'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     rules: Optional[List[PolicyRule]] = None
 
 
@@ -94,7 +94,7 @@ class RoleBinding(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'rbac.authorization.k8s.io/v1'
     kind: Optional[str] = 'RoleBinding'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     role_ref: RoleRef
     subjects: Optional[List[Subject]] = None
 

@@ -165,7 +165,7 @@ class DeviceClass(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1'
     kind: Optional[str] = 'DeviceClass'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: DeviceClassSpec
 
 
@@ -323,7 +323,7 @@ class ResourceClaim(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1'
     kind: Optional[str] = 'ResourceClaim'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: ResourceClaimSpec
     status: Optional[ResourceClaimStatus] = None
 
@@ -371,7 +371,7 @@ class ResourceClaimTemplate(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1'
     kind: Optional[str] = 'ResourceClaimTemplate'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: ResourceClaimTemplateSpec
 
 
@@ -409,7 +409,7 @@ class ResourceSlice(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1'
     kind: Optional[str] = 'ResourceSlice'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: ResourceSliceSpec
 
 

@@ -31,7 +31,7 @@ class DeviceTaintRule(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1alpha3'
     kind: Optional[str] = 'DeviceTaintRule'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: DeviceTaintRuleSpec
     status: Optional[DeviceTaintRuleStatus] = None
 
@@ -93,7 +93,7 @@ class ResourcePoolStatusRequest(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1alpha3'
     kind: Optional[str] = 'ResourcePoolStatusRequest'
-    metadata: meta_v1.ObjectMeta
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: ResourcePoolStatusRequestSpec
     status: Optional[ResourcePoolStatusRequestStatus] = None
 

@@ -165,7 +165,7 @@ class DeviceClass(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1beta2'
     kind: Optional[str] = 'DeviceClass'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: DeviceClassSpec
 
 
@@ -274,7 +274,7 @@ class DeviceTaintRule(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1beta2'
     kind: Optional[str] = 'DeviceTaintRule'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: DeviceTaintRuleSpec
     status: Optional[DeviceTaintRuleStatus] = None
 
@@ -369,7 +369,7 @@ class ResourceClaim(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1beta2'
     kind: Optional[str] = 'ResourceClaim'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: ResourceClaimSpec
     status: Optional[ResourceClaimStatus] = None
 
@@ -417,7 +417,7 @@ class ResourceClaimTemplate(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1beta2'
     kind: Optional[str] = 'ResourceClaimTemplate'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: ResourceClaimTemplateSpec
 
 
@@ -455,7 +455,7 @@ class ResourceSlice(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'resource.k8s.io/v1beta2'
     kind: Optional[str] = 'ResourceSlice'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: ResourceSliceSpec
 
 

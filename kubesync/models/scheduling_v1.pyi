@@ -23,7 +23,7 @@ class PriorityClass(Model):
     description: Optional[str] = None
     global_default: Optional[bool] = None
     kind: Optional[str] = 'PriorityClass'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     preemption_policy: Optional[str] = None
     value: Optional[int] = None
 

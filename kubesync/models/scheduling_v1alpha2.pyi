@@ -28,7 +28,7 @@ class PodGroup(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'scheduling.k8s.io/v1alpha2'
     kind: Optional[str] = 'PodGroup'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: PodGroupSpec
     status: Optional[PodGroupStatus] = None
 
@@ -139,7 +139,7 @@ class Workload(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'scheduling.k8s.io/v1alpha2'
     kind: Optional[str] = 'Workload'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: WorkloadSpec
 
 

@@ -21,7 +21,7 @@ class CSIDriver(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'storage.k8s.io/v1'
     kind: Optional[str] = 'CSIDriver'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: CSIDriverSpec
 
 
@@ -59,7 +59,7 @@ class CSINode(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'storage.k8s.io/v1'
     kind: Optional[str] = 'CSINode'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: CSINodeSpec
 
 
@@ -99,7 +99,7 @@ class CSIStorageCapacity(Model):
     capacity: Optional[Quantity] = None
     kind: Optional[str] = 'CSIStorageCapacity'
     maximum_volume_size: Optional[Quantity] = None
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     node_topology: Optional[meta_v1.LabelSelector] = None
     storage_class_name: str
 
@@ -123,7 +123,7 @@ class StorageClass(Model):
     allowed_topologies: Optional[List[core_v1.TopologySelectorTerm]] = None
     api_version: Optional[str] = 'storage.k8s.io/v1'
     kind: Optional[str] = 'StorageClass'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     mount_options: Optional[List[str]] = None
     parameters: Optional[Dict[str, str]] = None
     provisioner: str
@@ -156,7 +156,7 @@ class VolumeAttachment(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'storage.k8s.io/v1'
     kind: Optional[str] = 'VolumeAttachment'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: VolumeAttachmentSpec
     status: Optional[VolumeAttachmentStatus] = None
 
@@ -206,7 +206,7 @@ class VolumeAttributesClass(Model):
     api_version: Optional[str] = 'storage.k8s.io/v1'
     driver_name: str
     kind: Optional[str] = 'VolumeAttributesClass'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     parameters: Optional[Dict[str, str]] = None
 
 

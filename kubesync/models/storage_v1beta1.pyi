@@ -22,7 +22,7 @@ class VolumeAttributesClass(Model):
     api_version: Optional[str] = 'storage.k8s.io/v1beta1'
     driver_name: str
     kind: Optional[str] = 'VolumeAttributesClass'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     parameters: Optional[Dict[str, str]] = None
 
 

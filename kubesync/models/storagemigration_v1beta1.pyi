@@ -21,7 +21,7 @@ class StorageVersionMigration(Model):
     api_resource: ClassVar[ApiResource]
     api_version: Optional[str] = 'storagemigration.k8s.io/v1beta1'
     kind: Optional[str] = 'StorageVersionMigration'
-    metadata: Optional[meta_v1.ObjectMeta] = None
+    metadata: meta_v1.ObjectMeta = attrs.Factory(meta_v1.ObjectMeta)
     spec: Optional[StorageVersionMigrationSpec] = None
     status: Optional[StorageVersionMigrationStatus] = None
 

@@ -12,7 +12,6 @@ import logging
 import queue as _queue
 import signal
 import threading
-import time
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -21,23 +20,28 @@ from typing import (
     Generic,
     Iterable,
     List,
-    NamedTuple,
     Optional,
     TypeVar,
 )
 
 import attrs
 
+from kubesync.core.clock import SYSTEM_CLOCK, Clock
+from kubesync.core.objectref import ObjectRef
 from kubesync.core.params import Selector
 from kubesync.errors import KubeError
 from kubesync.runtime.queue import QueueShutDown, WorkQueue
-from kubesync.runtime.store import Store, StoreWriter
+from kubesync.runtime.reflector import writer_errors
+from kubesync.runtime.store import Store, StoreStopped, StoreWriter
+from kubesync.runtime.threads import join_thread, unique_name
 from kubesync.runtime.watcher import (
     Apply,
     Delete,
     InitApply,
+    PredicateFilter,
     Watcher,
     WatcherConfig,
+    watcher_config,
 )
 
 if TYPE_CHECKING:
@@ -55,18 +59,6 @@ C = TypeVar("C")
 SHUTDOWN_TIMEOUT = 30.0
 #: Workers poll for leadership and shutdown this often while idle.
 _IDLE_POLL = 0.5
-
-
-class ObjectRef(NamedTuple):
-    """Which object to reconcile: name and namespace (None for cluster-scoped kinds)."""
-
-    name: str
-    namespace: Optional[str] = None
-
-    @classmethod
-    def of(cls, obj: Any) -> ObjectRef:
-        meta = obj.metadata
-        return cls(meta.name, meta.namespace or None)
 
 
 @attrs.frozen
@@ -118,36 +110,51 @@ class Controller(Generic[K]):
 
     ``run(...)`` blocks until SIGINT/SIGTERM or ``stop()``; ``start(...)`` runs in the
     background (for web apps). Thread-safe: ``stop()`` and ``reconcile_all()`` may be
-    called from any thread.
+    called from any thread, including a reconcile.
+
+    Watch options come in ``config`` (a ``WatcherConfig``); ``label_selector`` and
+    ``field_selector`` are shortcuts that override its fields. ``predicate(obj)``: skip
+    changes that leave its value the same (e.g. ``lambda o: o.metadata.generation``).
+    Threads are named ``kubesync-controller-<plural>-<n>...``, ``n`` unique in the process.
     """
 
     def __init__(
         self,
         api: Api[K],
         *,
+        config: Optional[WatcherConfig] = None,
         label_selector: Selector = None,
         field_selector: Selector = None,
         predicate: Optional[Callable[[K], Any]] = None,
         resync_period: Optional[float] = None,
         queue: Optional[WorkQueue[ObjectRef]] = None,
         transform: Optional[Callable[[K], K]] = None,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.api = api
-        self._config = WatcherConfig(label_selector, field_selector)
-        self._predicate = predicate
-        self._last_pred: Dict[ObjectRef, Any] = {}
+        self._config = watcher_config(config, label_selector=label_selector,
+                                      field_selector=field_selector)
+        self._changed: Optional[PredicateFilter[K]] = (
+            PredicateFilter(predicate) if predicate is not None else None
+        )
         self._resync_period = resync_period
+        self._clock = clock
         self.queue: WorkQueue[ObjectRef] = (
-            queue if queue is not None else WorkQueue(api.resource.plural)
+            queue if queue is not None else WorkQueue(api.resource.plural, clock=clock)
         )
         self._writer: StoreWriter[K] = StoreWriter(transform=transform)
         self._relations: List[Watcher[Any]] = []
+        self.name = unique_name(f"kubesync-controller-{api.resource.plural}")
         self._main = Watcher(api, self._config, sink=self._on_main_event,
-                             name=f"kubesync-controller-{api.resource.plural}")
+                             on_error=writer_errors(self._writer), name=self.name,
+                             clock=clock)
         self._threads: List[threading.Thread] = []
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        # One teardown at a time; a second stop() waits for the first, then finds it done.
+        self._teardown_lock = threading.Lock()
+        self._stopper: Optional[threading.Thread] = None
         self._metrics = _Metrics()
         self._elector: Optional[LeaderElector] = None
         self._started = False
@@ -159,10 +166,11 @@ class Controller(Generic[K]):
 
     # -- relations ----------------------------------------------------------------------
 
-    def owns(self, child_api: Api[Any], *, label_selector: Selector = None,
+    def owns(self, child_api: Api[Any], config: Optional[WatcherConfig] = None, *,
+             label_selector: Selector = None,
              field_selector: Selector = None) -> Controller[K]:
         """Reconcile the owner when a child whose controller ownerReference points at one
-        of our objects changes (or goes)."""
+        of our objects changes (or goes). Options as for ``watches``."""
         owner = self.api.resource
 
         def mapper(child: Any) -> List[ObjectRef]:
@@ -174,13 +182,17 @@ class Controller(Generic[K]):
                 if r.controller and r.kind == owner.kind and r.api_version == owner.api_version
             ]
 
-        return self.watches(child_api, mapper, label_selector=label_selector,
+        return self.watches(child_api, mapper, config, label_selector=label_selector,
                             field_selector=field_selector)
 
-    def watches(self, other_api: Api[Any], mapper: Callable[[Any], Iterable[ObjectRef]], *,
+    def watches(self, other_api: Api[Any], mapper: Callable[[Any], Iterable[ObjectRef]],
+                config: Optional[WatcherConfig] = None, *,
                 label_selector: Selector = None,
                 field_selector: Selector = None) -> Controller[K]:
-        """Reconcile the objects ``mapper(obj)`` names when an ``other_api`` object changes."""
+        """Reconcile the objects ``mapper(obj)`` names when an ``other_api`` object changes.
+
+        ``config`` says how to watch ``other_api``; the keywords override its fields.
+        """
         if self._started:
             raise KubeError("add relations before the controller starts")
 
@@ -194,28 +206,24 @@ class Controller(Generic[K]):
                 for ref in refs:
                     self.queue.add(ObjectRef(*ref))
 
-        config = WatcherConfig(label_selector, field_selector)
-        name = f"kubesync-controller-{self.api.resource.plural}-{other_api.resource.plural}"
-        self._relations.append(Watcher(other_api, config, sink=sink, name=name))
+        config = watcher_config(config, label_selector=label_selector,
+                                field_selector=field_selector)
+        name = unique_name(f"{self.name}-{other_api.resource.plural}")
+        self._relations.append(Watcher(other_api, config, sink=sink, name=name,
+                                       clock=self._clock))
         return self
 
     def reconcile_all(self) -> None:
         """Queue every object in the store (e.g. after a configuration change)."""
-        for ns, name in self.store.keys():
-            self.queue.add(ObjectRef(name, ns))
+        for ref in self.store.keys():
+            self.queue.add(ref)
 
     def _on_main_event(self, ev: Any) -> None:
         self._writer.apply_event(ev)  # the store first: reconcile reads it
+        if self._changed is not None and not self._changed(ev):
+            return
         if isinstance(ev, (InitApply, Apply)):
-            ref = ObjectRef.of(ev.object)
-            if self._predicate is not None:
-                value = self._predicate(ev.object)
-                if ref in self._last_pred and self._last_pred[ref] == value:
-                    return
-                self._last_pred[ref] = value
-            self.queue.add(ref)
-        elif isinstance(ev, Delete):
-            self._last_pred.pop(ObjectRef.of(ev.object), None)
+            self.queue.add(ObjectRef.of(ev.object))
 
     # -- running ------------------------------------------------------------------------
 
@@ -241,19 +249,18 @@ class Controller(Generic[K]):
         self._main.start()
         for w in self._relations:
             w.start()
-        plural = self.api.resource.plural
         for i in range(workers):
             t = threading.Thread(
                 target=self._work, args=(reconcile, error_policy, context),
-                name=f"kubesync-controller-{plural}-worker-{i}", daemon=True,
+                name=f"{self.name}-worker-{i}", daemon=True,
             )
+            self._threads.append(t)  # before it runs: stop() looks for its caller here
             t.start()
-            self._threads.append(t)
         if self._resync_period:
-            t = threading.Thread(target=self._resync, name=f"kubesync-controller-{plural}-resync",
+            t = threading.Thread(target=self._resync, name=f"{self.name}-resync",
                                  daemon=True)
-            t.start()
             self._threads.append(t)
+            t.start()
         return self
 
     def run(
@@ -296,18 +303,40 @@ class Controller(Generic[K]):
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> None:
         """Stop taking work, let reconciles in flight finish (up to ``timeout``), stop the
-        watchers and the leader elector (releasing its lease), join every thread."""
+        watchers and the leader elector (releasing its lease), join every thread.
+
+        Called from one of the controller's own threads (a reconcile), it only signals and
+        returns: the rest runs in a thread of its own once that reconcile is done, since a
+        thread cannot wait for itself. A thread still running after ``timeout`` is logged.
+        """
         self._stopping.set()
-        deadline = time.monotonic() + timeout
-        self.queue.shutdown(drain=True, timeout=timeout)
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-        self._main.stop()
-        for w in self._relations:
-            w.stop()
-        if self._elector is not None:
-            self._elector.stop()
-        self._stopped.set()
+        if threading.current_thread() in self._threads:
+            self.queue.shutdown()  # no new work; the reconciles in flight finish
+            with self._lock:
+                if self._stopper is None:
+                    self._stopper = threading.Thread(
+                        target=self._teardown, args=(timeout,), name=f"{self.name}-stopper",
+                        daemon=True)
+                    self._stopper.start()
+            return
+        self._teardown(timeout)
+
+    def _teardown(self, timeout: float) -> None:
+        with self._teardown_lock:
+            if self._stopped.is_set():
+                return
+            clock = self._clock
+            deadline = clock.monotonic() + timeout
+            self.queue.shutdown(drain=True, timeout=timeout)
+            for t in self._threads:
+                join_thread(t, max(0.0, deadline - clock.monotonic()), log)
+            self._main.stop()
+            for w in self._relations:
+                w.stop()
+            self._writer.close()
+            if self._elector is not None:
+                self._elector.stop()
+            self._stopped.set()
 
     @property
     def stopped(self) -> bool:
@@ -320,8 +349,11 @@ class Controller(Generic[K]):
         while not self._stopping.is_set():
             # As client-go's WaitForCacheSync: a key queued by a relation before our own
             # store is complete would find nothing to reconcile and be lost.
-            if not self.store.wait_until_ready(_IDLE_POLL):
-                continue
+            try:
+                if not self.store.wait_until_ready(_IDLE_POLL):
+                    continue
+            except StoreStopped:
+                return
             if self._elector is not None and not self._elector.wait_for_leadership(_IDLE_POLL):
                 continue
             try:
@@ -346,7 +378,7 @@ class Controller(Generic[K]):
             m = self._metrics
             m.in_flight += 1
             m.concurrent_max = max(m.concurrent_max, m.in_flight)
-        started = time.monotonic()
+        started = self._clock.monotonic()
         failed = False
         try:
             action = reconcile(obj, ctx)
@@ -360,7 +392,7 @@ class Controller(Generic[K]):
                 log.exception("error_policy failed for %s", ref)
                 action = Action.retry_with_backoff()
         finally:
-            took = time.monotonic() - started
+            took = self._clock.monotonic() - started
             with self._lock:
                 m.in_flight -= 1
                 m.reconciles += 1
@@ -379,7 +411,7 @@ class Controller(Generic[K]):
 
     def _resync(self) -> None:
         assert self._resync_period
-        while not self._stopping.wait(self._resync_period):
+        while not self._clock.wait(self._stopping, self._resync_period):
             self.reconcile_all()
 
     # -- metrics ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``finalizer()``: run cleanup before an object goes, exactly once per deletion.
+"""``finalize()``: run cleanup before an object goes, exactly once per deletion.
 
 As kube-runtime's finalizer helper: the finalizer is added first (a JSON patch with a
 ``test`` op, so a concurrent change to the list is never overwritten); while the object
@@ -17,12 +17,12 @@ from kubesync.runtime.controller import Action
 if TYPE_CHECKING:
     from kubesync.client.api import Api
 
-__all__ = ["finalizer"]
+__all__ = ["finalize"]
 
 K = TypeVar("K")
 
 
-def finalizer(
+def finalize(
     api: Api[K],
     name: str,
     obj: K,

@@ -13,11 +13,13 @@ import datetime as dt
 import logging
 import socket
 import threading
-import time
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union
 
+from kubesync.core.clock import SYSTEM_CLOCK, Clock, as_clock
 from kubesync.errors import AlreadyExists, Conflict, KubeError, NotFound
+from kubesync.runtime.threads import join_thread
 
 if TYPE_CHECKING:
     from kubesync.client.client import Client
@@ -33,8 +35,27 @@ RENEW_DEADLINE = 10.0
 RETRY_PERIOD = 2.0
 
 
-def _now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+class _WallClock:
+    """``clock`` with its wall time read from ``now`` (the deprecated ``wall_clock``)."""
+
+    def __init__(self, clock: Clock, now: Callable[[], dt.datetime]) -> None:
+        self._clock = clock
+        self._now = now
+
+    def monotonic(self) -> float:
+        return self._clock.monotonic()
+
+    def now(self) -> dt.datetime:
+        return self._now()
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.sleep(seconds)
+
+    def wait(self, event: threading.Event, timeout: Optional[float]) -> bool:
+        return self._clock.wait(event, timeout)
+
+    def wait_until(self, cond: threading.Condition, deadline: Optional[float]) -> None:
+        self._clock.wait_until(cond, deadline)
 
 
 class LeaderElector:
@@ -46,7 +67,9 @@ class LeaderElector:
     ``on_stopped_leading`` and the elector campaigns again. ``stop()`` releases the lease
     if we hold it (so another candidate takes over at once) and joins the thread.
 
-    Thread-safe. Callbacks run in the elector's thread, outside its lock.
+    Thread-safe. Callbacks run in the elector's thread, outside its lock. Time is read and
+    waited for through ``clock`` (a ``kubesync.core.clock.Clock``): its ``monotonic()``
+    judges expiry, its ``now()`` stamps the Lease.
     """
 
     def __init__(
@@ -61,8 +84,8 @@ class LeaderElector:
         retry_period: float = RETRY_PERIOD,
         on_started_leading: Optional[Callable[[], None]] = None,
         on_stopped_leading: Optional[Callable[[], None]] = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], dt.datetime] = _now_utc,
+        clock: Union[Clock, Callable[[], float]] = SYSTEM_CLOCK,
+        wall_clock: Optional[Callable[[], dt.datetime]] = None,
     ):
         if not lease_duration > renew_deadline > retry_period > 0:
             raise ValueError("need lease_duration > renew_deadline > retry_period > 0")
@@ -78,8 +101,14 @@ class LeaderElector:
         self.retry_period = retry_period
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
-        self._clock = clock
-        self._wall = wall_clock
+        if not isinstance(clock, Clock):
+            warnings.warn("LeaderElector(clock=) takes a kubesync.core.clock.Clock; a bare "
+                          "function is deprecated", DeprecationWarning, stacklevel=2)
+        self._clock = as_clock(clock)
+        if wall_clock is not None:
+            warnings.warn("LeaderElector(wall_clock=) is deprecated: pass a Clock, whose "
+                          "now() gives the wall time", DeprecationWarning, stacklevel=2)
+            self._clock = _WallClock(self._clock, wall_clock)
         self._lock = threading.Lock()
         self._leading = threading.Event()
         self._stop = threading.Event()
@@ -108,9 +137,7 @@ class LeaderElector:
     def stop(self, timeout: Optional[float] = 30.0) -> None:
         """Stop campaigning; release the lease if we hold it; join the thread."""
         self._stop.set()
-        t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout)
+        join_thread(self._thread, timeout, log)
 
     def __enter__(self) -> LeaderElector:
         return self.start()
@@ -125,7 +152,7 @@ class LeaderElector:
         from kubesync.models.coordination_v1 import Lease, LeaseSpec
         from kubesync.models.meta_v1 import ObjectMeta
 
-        now, wall = self._clock(), self._wall()
+        now, wall = self._clock.monotonic(), self._clock.now()
         try:
             lease = self.api.get_opt(self.name)
             if lease is None:
@@ -178,7 +205,7 @@ class LeaderElector:
                 return
             lease.spec.holder_identity = None
             lease.spec.lease_duration_seconds = 1
-            lease.spec.renew_time = self._wall()
+            lease.spec.renew_time = self._clock.now()
             self.api.replace(self.name, lease)
         except (Conflict, NotFound):
             pass
@@ -195,19 +222,20 @@ class LeaderElector:
             return False
 
     def _run(self) -> None:
+        clock = self._clock
         try:
             while not self._stop.is_set():
                 # Campaign until we hold the lease.
                 if not self._attempt():
-                    self._stop.wait(self.retry_period)
+                    clock.wait(self._stop, self.retry_period)
                     continue
-                self._last_renew = self._clock()
+                self._last_renew = clock.monotonic()
                 self._set_leading(True)
                 # Lead: renew every retry period; step down past the renew deadline.
-                while not self._stop.wait(self._next_wait()):
+                while not clock.wait(self._stop, self._next_wait()):
                     if self._attempt():
-                        self._last_renew = self._clock()
-                    elif self._clock() - self._last_renew >= self.renew_deadline:
+                        self._last_renew = clock.monotonic()
+                    elif clock.monotonic() - self._last_renew >= self.renew_deadline:
                         log.warning("lost lease %s/%s", self.namespace, self.name)
                         break
                 self._set_leading(False)
@@ -218,7 +246,7 @@ class LeaderElector:
 
     def _next_wait(self) -> float:
         """A retry period, but never past the renew deadline (step down on time)."""
-        left = self._last_renew + self.renew_deadline - self._clock()
+        left = self._last_renew + self.renew_deadline - self._clock.monotonic()
         return max(0.0, min(self.retry_period, left))
 
     def _set_leading(self, leading: bool) -> None:

@@ -32,8 +32,9 @@ from typing import (
     TypeVar,
 )
 
+from kubesync.core.backoff import QUEUE_ITEM, Backoff
+from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.errors import KubeError, UsageError
-from kubesync.runtime.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
     "DEFAULT_BASE_DELAY",
@@ -50,11 +51,11 @@ __all__ = [
     "default_rate_limiter",
 ]
 
-#: client-go's DefaultControllerRateLimiter (util/workqueue/default_rate_limiters.go): a key
-#: that keeps failing waits 5 ms, 10 ms, 20 ms, ... up to 1000 s; and all keys together are
-#: held to 10 retries a second after a burst of 100, which only bites when many fail at once.
-DEFAULT_BASE_DELAY = 0.005
-DEFAULT_MAX_DELAY = 1000.0
+#: client-go's DefaultControllerRateLimiter: per key ``kubesync.core.backoff.QUEUE_ITEM``
+#: (5 ms doubling to 1000 s); and all keys together are held to 10 retries a second after a
+#: burst of 100, which only bites when many fail at once.
+DEFAULT_BASE_DELAY = QUEUE_ITEM.initial
+DEFAULT_MAX_DELAY = QUEUE_ITEM.maximum
 DEFAULT_QPS = 10.0
 DEFAULT_BURST = 100
 
@@ -94,6 +95,7 @@ class ItemExponentialRateLimiter:
             raise ValueError("exponential backoff needs 0 < base <= max_delay")
         self.base = base
         self.max_delay = max_delay
+        self._backoff = Backoff(initial=base, maximum=max_delay)
         self._failures: Dict[Hashable, int] = {}
         self._lock = threading.Lock()
 
@@ -101,8 +103,7 @@ class ItemExponentialRateLimiter:
         with self._lock:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
-        # 2.0 ** 1024 would raise OverflowError; the cap is reached long before anyway.
-        return min(self.max_delay, self.base * 2.0 ** min(failures, 1023))
+        return self._backoff.delay(failures)
 
     def forget(self, key: Hashable) -> None:
         with self._lock:

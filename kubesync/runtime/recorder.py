@@ -12,10 +12,10 @@ import datetime as dt
 import logging
 import socket
 import threading
-import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Optional, Tuple
 
+from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.params import Patch
 from kubesync.errors import KubeError, NotFound, UsageError
@@ -37,20 +37,28 @@ NOTE_LIMIT = 1024
 _Key = Tuple[Any, ...]
 
 
+def _nanos(t: dt.datetime) -> int:
+    """Nanoseconds since the epoch (microsecond precision: what a datetime holds)."""
+    delta = t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
 def _micro(t: dt.datetime) -> str:
     return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Recorder:
     """Publishes Events as ``reporting_controller``. Thread-safe; errors are logged, not
-    raised (an event is worth less than the reconcile that publishes it)."""
+    raised (an event is worth less than the reconcile that publishes it). Event times and
+    the series window are read from ``clock``'s wall time."""
 
     def __init__(self, client: Client, reporting_controller: str,
-                 reporting_instance: Optional[str] = None):
+                 reporting_instance: Optional[str] = None, *, clock: Clock = SYSTEM_CLOCK):
         from kubesync.client.api import Api
         from kubesync.core.resource import ApiResource
 
         self.client = client
+        self._clock = clock
         self.reporting_controller = reporting_controller
         self.reporting_instance = reporting_instance or socket.gethostname()
         self._resource = ApiResource(group="events.k8s.io", version="v1", kind="Event",
@@ -69,7 +77,7 @@ class Recorder:
         namespace = ref.get("namespace") or "default"
         note = (note or "")[:NOTE_LIMIT]
         key = (tuple(sorted(ref.items())), type, reason, action, note)
-        now = dt.datetime.now(dt.timezone.utc)
+        now = self._clock.now()
         with self._lock:
             known = self._series.get(key)
         try:
@@ -85,7 +93,7 @@ class Recorder:
             event = {
                 "apiVersion": "events.k8s.io/v1", "kind": "Event",
                 # As Kubernetes names them: the object's name and the time in hex.
-                "metadata": {"name": f"{ref.get('name', 'object')}.{time.time_ns():x}",
+                "metadata": {"name": f"{ref.get('name', 'object')}.{_nanos(now):x}",
                              "namespace": namespace},
                 "eventTime": _micro(now),
                 "reportingController": self.reporting_controller,

@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, T
 from kubesync.core.convert import drop_field
 from kubesync.core.params import Selector
 from kubesync.runtime.store import Store, StoreWriter
-from kubesync.runtime.watcher import Event, Watcher, WatcherConfig
+from kubesync.runtime.watcher import Event, Watcher, WatcherConfig, watcher_config
 
 if TYPE_CHECKING:
     from kubesync.client.api import Api
 
-__all__ = ["drop_managed_fields", "reflector", "start_reflector"]
+__all__ = ["drop_managed_fields", "reflect", "start_reflector"]
 
 K = TypeVar("K")
 
 
-def reflector(writer: StoreWriter[K], events: Iterable[Event[K]]) -> Iterator[Event[K]]:
+def reflect(writer: StoreWriter[K], events: Iterable[Event[K]]) -> Iterator[Event[K]]:
     """Apply each event to ``writer``'s store, then pass it on (the store leads)."""
     for ev in events:
         writer.apply_event(ev)
@@ -35,21 +35,45 @@ def drop_managed_fields(obj: K) -> K:
 
 def start_reflector(
     api: Api[K],
+    config: Optional[WatcherConfig] = None,
     *,
     label_selector: Selector = None,
     field_selector: Selector = None,
     transform: Optional[Callable[[K], K]] = None,
     on_error: Optional[Callable[[BaseException], None]] = None,
-    metadata_only: bool = False,
+    metadata_only: Optional[bool] = None,
 ) -> Store[K]:
     """Keep a ``Store`` of ``api``'s objects up to date from a background thread.
 
     For web apps and notebooks: returns at once with the (read-only) store; use
     ``store.wait_until_ready(timeout)`` before trusting it, ``store.stop()`` to end it.
+    Watch options come in ``config``; the keywords override its fields. Errors are kept
+    as ``store.last_error`` (and passed to ``on_error``).
     """
     writer: StoreWriter[K] = StoreWriter(transform=transform)
-    config = WatcherConfig(label_selector, field_selector, metadata_only=metadata_only)
-    w: Watcher[Any] = Watcher(api, config, sink=writer.apply_event, on_error=on_error)
-    writer.store._stopper = w.stop
+    config = watcher_config(config, label_selector=label_selector,
+                            field_selector=field_selector, metadata_only=metadata_only)
+    w: Watcher[Any] = Watcher(api, config, sink=writer.apply_event,
+                              on_error=writer_errors(writer, on_error))
+
+    def stop() -> None:
+        w.stop()
+        writer.close()
+
+    writer.store._stopper = stop
     w.start()
     return writer.store
+
+
+def writer_errors(
+    writer: StoreWriter[Any], on_error: Optional[Callable[[BaseException], None]] = None
+) -> Callable[[BaseException], None]:
+    """A watcher ``on_error`` hook that keeps each error on ``writer``'s store, then calls
+    ``on_error``."""
+
+    def failed(error: BaseException) -> None:
+        writer.record_error(error)
+        if on_error is not None:
+            on_error(error)
+
+    return failed

@@ -1,4 +1,4 @@
-"""``Store``: a thread-safe cache of objects keyed by (namespace, name), with indexes.
+"""``Store``: a thread-safe cache of objects keyed by ``ObjectRef``, with indexes.
 
 Readers call ``get``/``list``/``by_index`` from any thread; one ``StoreWriter`` (the
 reflector) applies watcher events. A relist is built aside and swapped in at
@@ -25,22 +25,30 @@ from typing import (
     Set,
     Tuple,
     TypeVar,
+    Union,
 )
 
-from kubesync.errors import UsageError
+from kubesync.core.objectref import ObjectRef
+from kubesync.errors import KubeError, UsageError
 from kubesync.runtime.watcher import Apply, Delete, Init, InitApply, InitDone
 
-__all__ = ["Store", "StoreWriter", "object_key", "private_copy"]
+__all__ = ["Store", "StoreStopped", "StoreWriter", "object_key", "private_copy"]
 
 K = TypeVar("K")
-Key = Tuple[Optional[str], str]
+Key = ObjectRef
 IndexFn = Callable[[Any], Iterable[Hashable]]
 
 
-def object_key(obj: Any) -> Key:
-    """(namespace, name) of an object; namespace None for cluster-scoped kinds."""
-    meta = obj.metadata
-    return (meta.namespace or None, meta.name)
+class StoreStopped(KubeError):
+    """The store's writer stopped before the first complete list: it will never be ready.
+
+    ``__cause__`` is the writer's last error, if it had one (e.g. ``Forbidden``).
+    """
+
+
+def object_key(obj: Any) -> ObjectRef:
+    """The store's key of an object: its ``ObjectRef`` (namespace None if cluster-scoped)."""
+    return ObjectRef.of(obj)
 
 
 def private_copy(obj: K) -> K:
@@ -51,7 +59,9 @@ def private_copy(obj: K) -> K:
 class Store(Generic[K]):
     """The read side. Thread-safe; one lock, held only to read or swap references.
 
-    Index functions run outside the lock (they are user code).
+    Keys are ``ObjectRef(name, namespace)``. Index functions run outside the lock (they are
+    user code). ``last_error`` is the writer's latest failure since its last complete list
+    (say, ``Forbidden``), so an app can tell why the store is not ready.
     """
 
     def __init__(self) -> None:
@@ -63,13 +73,22 @@ class Store(Generic[K]):
         self._version = 0
         self._ready = threading.Event()
         self._stopper: Optional[Callable[[], None]] = None
+        # Readiness and the writer's end, for wait_until_ready(); guarded by its own lock so
+        # waiters never hold the read lock.
+        self._state = threading.Condition(threading.Lock())
+        self._writer_gone = False
+        self._last_error: Optional[BaseException] = None
 
     # -- reads ----------------------------------------------------------------------------
 
-    def get(self, name: str, namespace: Optional[str] = None) -> Optional[K]:
-        """The object, or None. Shared: do not modify it (see ``private_copy``)."""
+    def get(self, name: Union[str, ObjectRef], namespace: Optional[str] = None) -> Optional[K]:
+        """The object named ``name`` (or by an ``ObjectRef``), or None.
+
+        Shared: do not modify it (see ``private_copy``).
+        """
+        key = name if isinstance(name, ObjectRef) else ObjectRef(name, namespace or None)
         with self._lock:
-            return self._items.get((namespace or None, name))
+            return self._items.get(key)
 
     def list(self) -> List[K]:
         """A snapshot of every object (a new list; the objects are shared)."""
@@ -104,9 +123,29 @@ class Store(Generic[K]):
         """True once the first complete list is in."""
         return self._ready.is_set()
 
+    @property
+    def last_error(self) -> Optional[BaseException]:
+        """The writer's latest error since its last complete list, or None."""
+        with self._state:
+            return self._last_error
+
     def wait_until_ready(self, timeout: Optional[float] = None) -> bool:
-        """Block until the first complete list is in; False after ``timeout`` seconds."""
-        return self._ready.wait(timeout)
+        """Block until the first complete list is in; False after ``timeout`` seconds.
+
+        Raises ``StoreStopped`` at once if the writer stopped before that (nothing would
+        ever make the store ready), naming its last error.
+        """
+        with self._state:
+            self._state.wait_for(lambda: self._ready.is_set() or self._writer_gone, timeout)
+            if self._ready.is_set():
+                return True
+            if self._writer_gone:
+                error = self._last_error
+                why = f"; its last error: {error}" if error is not None else ""
+                raise StoreStopped(
+                    f"the store's writer stopped before its first complete list{why}"
+                ) from error
+            return False
 
     def add_index(self, name: str, fn: IndexFn) -> None:
         """Index objects by ``fn(obj)`` (an iterable of hashable values)."""
@@ -133,11 +172,21 @@ class Store(Generic[K]):
         if self._stopper is not None:
             self._stopper()
 
+    def _set_error(self, error: Optional[BaseException]) -> None:
+        with self._state:
+            self._last_error = error
+
+    def _close(self) -> None:
+        """The writer is gone: waiters for readiness stop waiting."""
+        with self._state:
+            self._writer_gone = True
+            self._state.notify_all()
+
     def __repr__(self) -> str:
         return f"<Store {len(self)} objects{'' if self.is_ready else ', not ready'}>"
 
     def _repr_html_(self) -> str:
-        from kubesync.core.display import store_html
+        from kubesync.display import store_html
 
         return store_html(self)
 
@@ -195,7 +244,10 @@ class Store(Generic[K]):
             # An index added meanwhile is rebuilt from the new items by its own loop.
             self._values = {n: values.get(n, {}) for n in self._indexers}
             self._indices = {n: indices.get(n, {}) for n in self._indexers}
-        self._ready.set()
+        with self._state:
+            self._last_error = None
+            self._ready.set()
+            self._state.notify_all()
 
 
 class StoreWriter(Generic[K]):
@@ -228,3 +280,11 @@ class StoreWriter(Generic[K]):
             self.store._replace(buffer if buffer is not None else {})
 
     __call__ = apply_event
+
+    def record_error(self, error: BaseException) -> None:
+        """Keep ``error`` as the store's ``last_error`` (a watcher's ``on_error`` hook)."""
+        self.store._set_error(error)
+
+    def close(self) -> None:
+        """Say no more events come: the store can never become ready after this."""
+        self.store._close()

@@ -1,31 +1,37 @@
-"""``await_condition``: block until one object meets a condition, and ready conditions."""
+"""``await_condition``: block until one object meets a condition.
+
+The conditions themselves are in ``kubesync.runtime.conditions``.
+"""
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Optional, TypeVar
 
-from kubesync.core.progress import REFRESH, Progress
+from kubesync.core.clock import SYSTEM_CLOCK, Clock
+from kubesync.core.deprecation import deprecated_names
 from kubesync.errors import KubeError
+from kubesync.runtime import conditions
+from kubesync.runtime.conditions import Condition
+from kubesync.runtime.threads import unique_name
 from kubesync.runtime.watcher import Apply, Delete, InitApply, InitDone, Watcher, WatcherConfig
 
 if TYPE_CHECKING:
     from kubesync.client.api import Api
 
-__all__ = [
-    "WaitTimeout",
-    "await_condition",
-    "find_condition",
-    "is_crd_established",
-    "is_crd_established_or_refused",
-    "is_deleted",
-    "is_deployment_rolled_out",
-    "is_job_completed",
-    "is_pod_running",
-]
+    # The old homes of the conditions, still valid for type checkers for one release.
+    from kubesync.runtime.conditions import find_condition as find_condition
+    from kubesync.runtime.conditions import is_crd_established as is_crd_established
+    from kubesync.runtime.conditions import (
+        is_crd_established_or_refused as is_crd_established_or_refused,
+    )
+    from kubesync.runtime.conditions import is_deleted as is_deleted
+    from kubesync.runtime.conditions import is_deployment_rolled_out as is_deployment_rolled_out
+    from kubesync.runtime.conditions import is_job_completed as is_job_completed
+    from kubesync.runtime.conditions import is_pod_running as is_pod_running
+
+__all__ = ["WaitTimeout", "await_condition"]
 
 K = TypeVar("K")
-Condition = Callable[[Optional[Any]], bool]
 
 
 class WaitTimeout(KubeError, TimeoutError):
@@ -34,24 +40,27 @@ class WaitTimeout(KubeError, TimeoutError):
 
 def await_condition(
     api: Api[K], name: str, condition: Condition, *, timeout: Optional[float] = None,
-    progress: Optional[bool] = None,
+    progress: Optional[bool] = None, clock: Clock = SYSTEM_CLOCK,
 ) -> Optional[K]:
     """Watch ``name`` until ``condition(obj)`` is true; the object (None if absent).
 
     ``condition`` sees None while the object does not exist. Raises ``WaitTimeout``
     after ``timeout`` seconds (None: wait forever). ``progress``: a line showing the wait;
-    None shows it only in Jupyter or a terminal (see ``kubesync.core.progress``).
+    None shows it only in Jupyter or a terminal (see ``kubesync.display.progress``).
+    The deadline and the watcher's backoff read ``clock``.
     """
+    from kubesync.display.progress import REFRESH, Progress  # presentation: loaded on use
+
     config = WatcherConfig(field_selector=f"metadata.name={name}")
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else clock.monotonic() + timeout
     current: Optional[K] = None
     listed: Optional[K] = None
     what = f"{api.resource.kind} {name!r}"
     bar = Progress(f"Waiting for {what}", enabled=progress)
-    with bar, Watcher(api, config,
-                      name=f"kubesync-wait-{api.resource.plural}-{name}"[:60]) as w:
+    with bar, Watcher(api, config, clock=clock,
+                      name=unique_name(f"kubesync-wait-{api.resource.plural}-{name}"[:56])) as w:
         while True:
-            left = None if deadline is None else deadline - time.monotonic()
+            left = None if deadline is None else deadline - clock.monotonic()
             if left is not None and left <= 0:
                 bar.close(f"{what}: condition not met in {timeout}s")
                 raise WaitTimeout(f"{what}: condition not met in {timeout}s")
@@ -77,56 +86,8 @@ def await_condition(
                 return current
 
 
-def find_condition(obj: Any, ctype: str) -> Any:
-    """The entry of ``obj.status.conditions`` whose type is ``ctype``, or None."""
-    status = getattr(obj, "status", None)
-    return next((c for c in getattr(status, "conditions", None) or [] if c.type == ctype),
-                None)
-
-
-def _has_condition(obj: Any, ctype: str, value: str = "True") -> bool:
-    c = find_condition(obj, ctype)
-    return c is not None and c.status == value
-
-
-def is_deleted(uid: str) -> Condition:
-    """True once the object with ``uid`` is gone (absent, or replaced by a new uid)."""
-    return lambda obj: obj is None or obj.metadata.uid != uid
-
-
-def is_pod_running() -> Condition:
-    return lambda obj: obj is not None and getattr(obj.status, "phase", None) == "Running"
-
-
-def is_job_completed() -> Condition:
-    return lambda obj: obj is not None and _has_condition(obj, "Complete")
-
-
-def is_crd_established() -> Condition:
-    return lambda obj: obj is not None and _has_condition(obj, "Established")
-
-
-def is_crd_established_or_refused() -> Condition:
-    """Established, or settled without it: the server refused its names
-    (NamesAccepted=False, e.g. a plural another CRD has), so waiting longer is pointless."""
-    return lambda obj: obj is not None and (
-        _has_condition(obj, "Established") or _has_condition(obj, "NamesAccepted", "False"))
-
-
-def is_deployment_rolled_out() -> Condition:
-    """As ``kubectl rollout status``: the controller saw the latest spec and every replica
-    is updated and available."""
-
-    def check(obj: Any) -> bool:
-        if obj is None or obj.status is None:
-            return False
-        spec_replicas = obj.spec.replicas if obj.spec.replicas is not None else 1
-        st = obj.status
-        return bool(
-            (st.observed_generation or 0) >= (obj.metadata.generation or 0)
-            and (st.updated_replicas or 0) == spec_replicas
-            and (st.replicas or 0) == spec_replicas
-            and (st.available_replicas or 0) == spec_replicas
-        )
-
-    return check
+# The conditions moved to kubesync.runtime.conditions; their old names here warn.
+__getattr__ = deprecated_names(__name__, {
+    name: (f"kubesync.runtime.conditions.{name}", getattr(conditions, name))
+    for name in conditions.__all__ if name != "Condition"
+})

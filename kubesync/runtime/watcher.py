@@ -10,20 +10,22 @@ See https://kubernetes.io/docs/reference/using-api/api-concepts/#efficient-detec
 
 from __future__ import annotations
 
-import itertools
 import logging
 import queue
 import random
 import threading
+import warnings
 from typing import (
     TYPE_CHECKING,
     Any,
     Callable,
     Dict,
     Generic,
+    Hashable,
     Iterator,
     List,
     Optional,
+    Set,
     Tuple,
     TypeVar,
     Union,
@@ -31,10 +33,13 @@ from typing import (
 
 import attrs
 
+from kubesync.core.backoff import ExponentialBackoff
+from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.events import BOOKMARK, DELETED
+from kubesync.core.objectref import identity
 from kubesync.core.params import DEFAULT_PAGE_SIZE, Selector
 from kubesync.errors import Gone, KubeError
-from kubesync.runtime.backoff import ExponentialBackoff
+from kubesync.runtime.threads import join_thread, unique_name
 
 if TYPE_CHECKING:
     from kubesync.client.api import Api
@@ -46,12 +51,14 @@ __all__ = [
     "Init",
     "InitApply",
     "InitDone",
+    "PredicateFilter",
     "Watcher",
     "WatcherConfig",
     "applied_objects",
     "predicate_filter",
     "step",
-    "watcher",
+    "watch",
+    "watcher_config",
 ]
 
 log = logging.getLogger("kubesync.runtime.watcher")
@@ -142,17 +149,21 @@ class Watching:
 State = Union[Empty, InitPage, InitListed, Watching]
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True, init=False)
 class WatcherConfig:
-    """What to watch, and how."""
+    """What to watch, and how: the one set of options wherever a watch starts (``watcher``,
+    ``start_reflector``, ``Controller`` and its ``owns``/``watches``). Keyword-only."""
 
     label_selector: Selector = None
     field_selector: Selector = None
+    #: Objects per LIST page (``limit``): 500, as client-go's reflector pages.
     page_size: int = DEFAULT_PAGE_SIZE
     bookmarks: bool = True
+    #: Watch ``PartialObjectMetadata`` instead of whole objects (cheap for big kinds).
     metadata_only: bool = False
-    #: Server-side watch length in seconds; None picks 5-10 minutes at random per watch.
-    watch_timeout: Optional[int] = None
+    #: Server-side watch length in seconds (``timeoutSeconds``, as ``Api.watch`` names it);
+    #: None picks 5-10 minutes at random per watch.
+    timeout_seconds: Optional[int] = None
     #: As client-go's reflector: the first list asks for resourceVersion "0", which the
     #: API server answers from its watch cache (one response, no etcd read); a relist asks
     #: for a state no older than the last one seen, so the store never goes back in time
@@ -160,10 +171,42 @@ class WatcherConfig:
     #: consistent list from etcd, paged.
     list_from_cache: bool = True
 
+    def __init__(self, *args: Any, watch_timeout: Optional[int] = None, **kwargs: Any) -> None:
+        if args:
+            warnings.warn("WatcherConfig takes keyword arguments only; positional ones are "
+                          "deprecated", DeprecationWarning, stacklevel=2)
+            names = ["label_selector", "field_selector", "page_size", "bookmarks",
+                     "metadata_only", "timeout_seconds", "list_from_cache"]
+            if len(args) > len(names):
+                raise TypeError(f"WatcherConfig takes at most {len(names)} options")
+            for name, value in zip(names, args):
+                if name in kwargs:
+                    raise TypeError(f"WatcherConfig got {name!r} twice")
+                kwargs[name] = value
+        if watch_timeout is not None:
+            warnings.warn("WatcherConfig(watch_timeout=) is now timeout_seconds=",
+                          DeprecationWarning, stacklevel=2)
+            kwargs.setdefault("timeout_seconds", watch_timeout)
+        self.__attrs_init__(**kwargs)
+
+    @property
+    def watch_timeout(self) -> Optional[int]:
+        """Deprecated name of ``timeout_seconds``."""
+        warnings.warn("WatcherConfig.watch_timeout is now timeout_seconds",
+                      DeprecationWarning, stacklevel=2)
+        return self.timeout_seconds
+
+
+def watcher_config(config: Optional[WatcherConfig] = None, **options: Any) -> WatcherConfig:
+    """``config`` (default: the defaults) with the ``options`` that are not None set."""
+    base = config if config is not None else WatcherConfig()
+    given = {k: v for k, v in options.items() if v is not None}
+    return attrs.evolve(base, **given) if given else base
+
 
 def _watch_timeout(config: WatcherConfig) -> int:
-    if config.watch_timeout is not None:
-        return config.watch_timeout
+    if config.timeout_seconds is not None:
+        return config.timeout_seconds
     return int(MIN_WATCH_TIMEOUT * (1 + random.random()))
 
 
@@ -249,7 +292,6 @@ def _close(state: State) -> None:
 
 
 _SENTINEL = object()
-_counter = itertools.count(1)
 
 
 class Watcher(Generic[K]):
@@ -263,6 +305,8 @@ class Watcher(Generic[K]):
 
     With ``sink=`` the thread calls ``sink(event)`` itself instead of queueing (used by
     the background reflector and the controller); a failing sink is logged, not fatal.
+    The thread is named ``name``, by default ``kubesync-watcher-<plural>-<n>`` with a number
+    no other thread of the process has (``unique_name``).
     """
 
     def __init__(
@@ -275,10 +319,12 @@ class Watcher(Generic[K]):
         sink: Optional[Callable[[Any], None]] = None,
         queue_size: int = QUEUE_SIZE,
         name: Optional[str] = None,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.api = api
         self.config = config if config is not None else WatcherConfig()
-        self.backoff = backoff if backoff is not None else ExponentialBackoff()
+        self._clock = clock
+        self.backoff = backoff if backoff is not None else ExponentialBackoff(clock=clock)
         self._on_error = on_error
         self._sink = sink
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
@@ -286,7 +332,7 @@ class Watcher(Generic[K]):
         self._state_lock = threading.Lock()
         self._state: State = Empty()
         self._thread: Optional[threading.Thread] = None
-        self.name = name or f"kubesync-watcher-{api.resource.plural}-{next(_counter)}"
+        self.name = name or unique_name(f"kubesync-watcher-{api.resource.plural}")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -304,9 +350,7 @@ class Watcher(Generic[K]):
         self._stop.set()
         with self._state_lock:
             _close(self._state)
-        t = self._thread
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout)
+        join_thread(self._thread, timeout, log)
 
     @property
     def running(self) -> bool:
@@ -412,25 +456,35 @@ class Watcher(Generic[K]):
             except Exception:
                 log.exception("%s: on_error hook failed", self.name)
         if delay:
-            self._stop.wait(delay)
+            self._clock.wait(self._stop, delay)
         return nxt
 
 
-def watcher(
+def watch(
     api: Api[K],
+    config: Optional[WatcherConfig] = None,
     *,
     label_selector: Selector = None,
     field_selector: Selector = None,
-    page_size: int = DEFAULT_PAGE_SIZE,
-    bookmarks: bool = True,
-    metadata_only: bool = False,
+    page_size: Optional[int] = None,
+    bookmarks: Optional[bool] = None,
+    metadata_only: Optional[bool] = None,
     backoff: Optional[ExponentialBackoff] = None,
     on_error: Optional[Callable[[BaseException], None]] = None,
     queue_size: int = QUEUE_SIZE,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Watcher[K]:
-    """A ``Watcher`` over ``api`` (not yet started: iterate it or use ``with``)."""
-    config = WatcherConfig(label_selector, field_selector, page_size, bookmarks, metadata_only)
-    return Watcher(api, config, backoff=backoff, on_error=on_error, queue_size=queue_size)
+    """A ``Watcher`` over ``api`` (not yet started: iterate it or use ``with``).
+
+    The resilient watch: it relists after ``410 Gone`` and resumes after a dropped
+    connection; ``Api.watch()`` is one raw watch request. Options come in ``config``;
+    the keywords are shortcuts that override its fields.
+    """
+    config = watcher_config(config, label_selector=label_selector,
+                            field_selector=field_selector, page_size=page_size,
+                            bookmarks=bookmarks, metadata_only=metadata_only)
+    return Watcher(api, config, backoff=backoff, on_error=on_error, queue_size=queue_size,
+                   clock=clock)
 
 
 # -- helpers over event streams ----------------------------------------------------------
@@ -443,39 +497,56 @@ def applied_objects(events: Iterator[Event[K]]) -> Iterator[K]:
             yield ev.object
 
 
+class PredicateFilter(Generic[K]):
+    """Tells which events change ``predicate(obj)``: call it on each event in order.
+
+    Remembers one value per live object, keyed by uid, so an object deleted and created
+    again under its name (while a watch was down) counts as new. ``Delete`` forgets the
+    object; a relist (``Init`` .. ``InitDone``) forgets every object it did not list.
+    Not thread-safe: one event stream feeds it.
+    """
+
+    def __init__(self, predicate: Callable[[K], Any]) -> None:
+        self.predicate = predicate
+        self._last: Dict[Hashable, Any] = {}
+        self._seen: Optional[Set[Hashable]] = None
+
+    def __len__(self) -> int:
+        """How many objects it remembers a value for."""
+        return len(self._last)
+
+    def __call__(self, ev: Event[K]) -> bool:
+        """Whether to pass ``ev`` on: False only for an apply whose value did not change."""
+        if isinstance(ev, Init):
+            self._seen = set()
+        elif isinstance(ev, InitDone):
+            if self._seen is not None:
+                for gone in set(self._last) - self._seen:
+                    del self._last[gone]
+            self._seen = None
+        elif isinstance(ev, Delete):
+            self._last.pop(identity(ev.object), None)
+        elif isinstance(ev, (InitApply, Apply)):
+            key = identity(ev.object)
+            if self._seen is not None:
+                self._seen.add(key)
+            value = self.predicate(ev.object)
+            if key in self._last and self._last[key] == value:
+                return False
+            self._last[key] = value
+        return True
+
+
 def predicate_filter(
     events: Iterator[Event[K]], predicate: Callable[[K], Any]
 ) -> Iterator[Event[K]]:
     """Drop ``Apply``/``InitApply`` events whose ``predicate(obj)`` did not change.
 
     E.g. ``predicate_filter(w, lambda o: o.metadata.generation)`` skips status-only
-    changes. Memory: one value per live object; deletes and relists prune it.
+    changes. Memory: one value per live object; deletes and relists prune it (see
+    ``PredicateFilter``).
     """
-    last: Dict[Any, Any] = {}
-    seen: Optional[set] = None
+    changed = PredicateFilter(predicate)
     for ev in events:
-        if isinstance(ev, Init):
-            seen = set()
-        elif isinstance(ev, InitDone):
-            if seen is not None:
-                for gone in set(last) - seen:
-                    del last[gone]
-            seen = None
-        elif isinstance(ev, Delete):
-            last.pop(_identity(ev.object), None)
-        elif isinstance(ev, (InitApply, Apply)):
-            key = _identity(ev.object)
-            if seen is not None:
-                seen.add(key)
-            value = predicate(ev.object)
-            if key in last and last[key] == value:
-                continue
-            last[key] = value
-        yield ev
-
-
-def _identity(obj: Any) -> Any:
-    meta = getattr(obj, "metadata", None)
-    return getattr(meta, "uid", None) or (
-        getattr(meta, "namespace", None), getattr(meta, "name", None)
-    )
+        if changed(ev):
+            yield ev

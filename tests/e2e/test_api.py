@@ -9,7 +9,7 @@ from typing import Any, Dict, List
 import pytest
 
 from kubesync import Api
-from kubesync.core.params import LabelSelector, Patch
+from kubesync.core.params import LabelQuery, Patch
 from kubesync.errors import (
     AlreadyExists,
     ApiError,
@@ -31,7 +31,9 @@ from kubesync.models.core_v1 import (
 )
 from kubesync.models.meta_v1 import LabelSelector as LabelSelectorModel
 from kubesync.models.meta_v1 import ObjectMeta, OwnerReference
-from kubesync.runtime.wait import await_condition, is_deleted
+from kubesync.runtime.conditions import is_deleted
+from kubesync.runtime.wait import await_condition
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +60,7 @@ def test_create_get_get_opt_and_get_metadata(cms: Api[ConfigMap]) -> None:
 def test_list_with_selectors_and_list_metadata(cms: Api[ConfigMap]) -> None:
     for i in range(6):
         cms.create(cm(f"sel-{i}", tier="a" if i % 2 else "b"))
-    listed = cms.list(label_selector=LabelSelector(tier="a"))
+    listed = cms.list(label_selector=LabelQuery(tier="a"))
     assert sorted(o.metadata.name for o in listed.items) == ["sel-1", "sel-3", "sel-5"]
     assert listed.metadata.resource_version
     by_field = cms.list(field_selector="metadata.name=sel-2")
@@ -148,6 +150,19 @@ def test_server_side_apply_conflicts_name_the_manager_and_force_takes_over(
     assert out.data == {"owned": "by-bob"}
     managers = {m.manager for m in out.metadata.managed_fields or []}
     assert "bob" in managers
+
+
+def test_server_side_apply_of_a_partial_dict_manifest_owns_only_its_fields(
+    cms: Api[ConfigMap],
+) -> None:
+    cms.apply(cm("ssa-dict", {"theirs": "1"}), field_manager="other")
+    out = cms.apply({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": "ssa-dict", "labels": {"app": "w"}},
+                     "data": {"mine": "2"}}, field_manager="script")
+    assert out.data == {"theirs": "1", "mine": "2"} and out.metadata.labels == {"app": "w"}
+    with pytest.raises(UsageError, match="v1 Secret"):
+        cms.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "ssa-dict"}},
+                  field_manager="script")
 
 
 def test_dry_run_writes_nothing(cms: Api[ConfigMap]) -> None:
@@ -286,12 +301,7 @@ def test_a_watch_can_be_closed_from_another_thread(cms: Api[ConfigMap]) -> None:
 
     t = threading.Thread(target=read, name="reader")
     t.start()
-    waiter = threading.Event()
-    for _ in range(1000):  # until the reader has the stream open (bounded)
-        if stream.is_open:
-            break
-        waiter.wait(0.01)
-    assert stream.is_open
+    eventually(lambda: stream.is_open, timeout=10, what="the reader has the stream open")
     stream.close()
     assert ended.wait(10)
     t.join(10)

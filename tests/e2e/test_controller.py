@@ -14,12 +14,13 @@ from kubesync import Api
 from kubesync.core.params import Patch
 from kubesync.models.core_v1 import ConfigMap, Secret
 from kubesync.models.meta_v1 import ObjectMeta, OwnerReference
+from kubesync.runtime.conditions import is_deleted
 from kubesync.runtime.controller import Action, Controller, ObjectRef
-from kubesync.runtime.finalizer import finalizer
+from kubesync.runtime.finalizer import finalize
 from kubesync.runtime.leader import LeaderElector
 from kubesync.runtime.queue import ItemExponentialRateLimiter, WorkQueue
 from kubesync.runtime.recorder import Recorder
-from kubesync.runtime.wait import await_condition, is_deleted
+from kubesync.runtime.wait import await_condition
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +49,6 @@ class Recording:
                 self.overlaps.append(name)
             self.times.setdefault(name, []).append(time.monotonic())
         try:
-            threading.Event().wait(0.001)  # a little work, so events pile up meanwhile
             if self.fail(obj):
                 raise RuntimeError(f"{name} fails")
             with self.lock:
@@ -154,19 +154,24 @@ def test_graceful_stop_finishes_in_flight_work_and_leaves_no_thread(
     cms: Api[ConfigMap],
 ) -> None:
     before = {t.name for t in threading.enumerate()}
-    started, finished = threading.Event(), threading.Event()
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
 
     def slow(obj: ConfigMap, ctx: Any) -> Action:
         started.set()
-        threading.Event().wait(1.0)  # in-flight work the stop must wait for
+        release.wait(30)  # in-flight work the stop must wait for, held by the test
         finished.set()
         return Action.await_change()
 
     c = Controller(cms).start(slow)
     cms.create(cm("slow"))
     assert started.wait(30)
-    c.stop(timeout=30)
-    assert finished.is_set()
+    stopper = threading.Thread(target=c.stop, kwargs={"timeout": 30}, name="stopper")
+    stopper.start()
+    eventually(lambda: c.queue.shutting_down, what="the stop began")
+    assert stopper.is_alive() and not finished.is_set()  # it waits for the reconcile
+    release.set()
+    stopper.join(30)
+    assert not stopper.is_alive() and finished.is_set() and c.stopped
     assert {t.name for t in threading.enumerate()} == before
 
 
@@ -186,7 +191,7 @@ def test_finalizer_runs_cleanup_exactly_once_per_deletion(cms: Api[ConfigMap]) -
                 cleanups.append(o.metadata.name)
             return Action.await_change()
 
-        return finalizer(cms, "kubesync.test/cleanup", obj, apply=apply, cleanup=cleanup)
+        return finalize(cms, "kubesync.test/cleanup", obj, apply=apply, cleanup=cleanup)
 
     c = Controller(cms).start(reconcile, workers=4)
     created = [cms.create(cm(f"f{i}")) for i in range(5)]

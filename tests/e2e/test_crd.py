@@ -106,6 +106,26 @@ class ThingSpecV2(Model):
     shape: Optional[str] = None
 
 
+@attrs.define
+class PlainPort:
+    port: int
+    app_protocol: Optional[str] = None
+
+
+@attrs.define
+class PlainAppSpec:
+    """An app from plain attrs classes, without a Model base."""
+
+    image: str
+    replicas: int = 1
+    ports: List[PlainPort] = attrs.Factory(list)
+
+
+@attrs.define
+class PlainAppStatus:
+    ready: Optional[int] = None
+
+
 def widget_class(group: str) -> Any:
     return custom_resource(
         group=group, version="v1", status=WidgetStatus, shortnames=["wdg"],
@@ -339,3 +359,22 @@ def test_install_raises_when_the_server_refuses_the_names(kube_client: Any, grou
                             shortnames=["gadgets"])(GadgetSpec)
     with pytest.raises(CrdNotAccepted, match="gadgets"):
         install(kube_client, clash, timeout=60)
+
+
+def test_plain_attrs_classes_make_a_resource_that_round_trips(
+    kube_client: Any, kube_namespace: str, group: str
+) -> None:
+    app = custom_resource(group=group, version="v1", status=PlainAppStatus)(PlainAppSpec)
+    install(kube_client, app, timeout=60)
+    apps = Api(kube_client, app, namespace=kube_namespace)
+    spec = PlainAppSpec(image="nginx", ports=[PlainPort(80, app_protocol="http")])
+    created = apps.create(app.new("a", spec, namespace=kube_namespace))
+    got = apps.get("a")
+    assert created.spec == spec and got.spec == spec
+    assert encode(got)["spec"]["ports"] == [{"port": 80, "appProtocol": "http"}]
+    got.spec.replicas = 2
+    got.spec.ports = [*got.spec.ports, PlainPort(443)]
+    replaced = apps.replace("a", got)
+    assert replaced.spec == PlainAppSpec("nginx", 2, [PlainPort(80, "http"), PlainPort(443)])
+    replaced.status = PlainAppStatus(ready=1)
+    assert apps.replace_status("a", replaced).status == PlainAppStatus(ready=1)

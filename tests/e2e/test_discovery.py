@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from kubesync.client.discovery import Discovery
-from kubesync.errors import NotFound, UsageError
+from kubesync.crd.install import wait_established
+from kubesync.errors import UsageError
 from kubesync.models import model_for
+from tests.helpers import eventually, served
 
 pytestmark = pytest.mark.e2e
 
@@ -87,15 +88,9 @@ def create_gadgets_crd(kube_client: Any) -> Iterator[Callable[[], None]]:
                          "subresources": {"status": {}}}]},
         })
         created.append(True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                kube_client.request("GET", f"/apis/{GROUP}/v1")
-                return
-            except NotFound:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+        wait_established(kube_client, f"gadgets.{GROUP}", timeout=60)
+        eventually(lambda: served(kube_client, f"/apis/{GROUP}/v1"), timeout=30,
+                   what="the gadgets group in discovery")
 
     yield create
     if created:

@@ -129,7 +129,8 @@ def test_cleanup_jobs_deletes_only_completed_jobs_older_than_the_cutoff(
     from kubesync import Api
     from kubesync.models.batch_v1 import Job
     from kubesync.models.core_v1 import Pod
-    from kubesync.runtime.wait import await_condition, find_condition, is_deleted
+    from kubesync.runtime.conditions import find_condition, is_deleted
+    from kubesync.runtime.wait import await_condition
 
     jobs = Api(kube_client, Job, kube_namespace)
     _job(jobs, "done", "echo ok")

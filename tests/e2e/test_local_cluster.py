@@ -174,7 +174,8 @@ from kubesync import Api, Client
 from kubesync.config import Config
 from kubesync.models.core_v1 import Container, Pod, PodSpec
 from kubesync.models.meta_v1 import ObjectMeta
-from kubesync.runtime.wait import await_condition, is_pod_running
+from kubesync.runtime.conditions import is_pod_running
+from kubesync.runtime.wait import await_condition
 from kubesync.testing import TEST_IMAGE, LocalCluster
 from tests.helpers import eventually
 

@@ -16,7 +16,8 @@ from kubesync.models.apiextensions_v1 import CustomResourceDefinition
 from kubesync.models.apps_v1 import Deployment
 from kubesync.models.core_v1 import ConfigMap, Namespace
 from kubesync.models.meta_v1 import ObjectMeta
-from kubesync.runtime.wait import await_condition, is_deleted
+from kubesync.runtime.conditions import is_deleted
+from kubesync.runtime.wait import await_condition
 
 pytestmark = pytest.mark.e2e
 

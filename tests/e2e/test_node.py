@@ -22,13 +22,13 @@ from kubesync.models.core_v1 import (
     VolumeMount,
 )
 from kubesync.models.meta_v1 import LabelSelector, ObjectMeta
-from kubesync.runtime.wait import (
-    await_condition,
+from kubesync.runtime.conditions import (
     is_deleted,
     is_deployment_rolled_out,
     is_job_completed,
     is_pod_running,
 )
+from kubesync.runtime.wait import await_condition
 from kubesync.testing import TEST_IMAGE
 from tests.helpers import eventually
 

@@ -7,7 +7,6 @@ is lenient and that nothing is dropped or added on the way back.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, ClassVar, Dict, Iterator, List, Optional, Tuple
 
 import attrs
@@ -17,9 +16,10 @@ from kubesync.core.convert import decode, decode_list, encode, validate
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.model import Model
 from kubesync.core.resource import ApiResource
-from kubesync.errors import NotFound
+from kubesync.crd.install import wait_established
 from kubesync.models import model_for
 from kubesync.models.meta_v1 import ObjectMeta
+from tests.helpers import eventually, served
 
 pytestmark = [
     pytest.mark.e2e,
@@ -102,13 +102,22 @@ def sample_objects(ns: str) -> List[Tuple[str, Dict[str, Any]]]:
 def populated(kube_client: Any, kube_namespace: str) -> str:
     for path, body in sample_objects(kube_namespace):
         kube_client.request("POST", path, body=body)
-    # Give the controllers a moment to make ReplicaSets, Pods, ControllerRevisions...
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        pods = kube_client.request("GET", f"/api/v1/namespaces/{kube_namespace}/pods")
-        if len(pods["items"]) >= 4:
-            break
-        time.sleep(0.5)
+    # The controllers make ReplicaSets, Pods, ControllerRevisions and Endpoints from these:
+    # wait for every derived kind, or fail (a round trip of fewer kinds proves less).
+    ns = f"/namespaces/{kube_namespace}"
+
+    def count(path: str) -> int:
+        return len(kube_client.request("GET", path)["items"])
+
+    derived = {
+        f"/api/v1{ns}/pods": 4,  # the lone pod, and those of rc, deployment, job...
+        f"/apis/apps/v1{ns}/replicasets": 1,
+        f"/apis/apps/v1{ns}/controllerrevisions": 1,
+        f"/api/v1{ns}/endpoints": 1,
+    }
+    for path, least in derived.items():
+        eventually(lambda: count(path) >= least, timeout=120,  # noqa: B023 - called at once
+                   what=f"at least {least} objects at {path}")
     return kube_namespace
 
 
@@ -242,15 +251,10 @@ def widgets(kube_client: Any) -> Iterator[ApiResource]:
     crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     kube_client.request("POST", crd_path, body=widget_crd())
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                kube_client.request("GET", Widget.api_resource.url_path())
-                break
-            except NotFound:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+        wait_established(kube_client, f"widgets.{GROUP}", timeout=60)
+        # Established; the new kind's handler may still answer 404 for a moment.
+        eventually(lambda: served(kube_client, Widget.api_resource.url_path()), timeout=30,
+                   what="the widgets API served")
         yield Widget.api_resource
     finally:
         kube_client.request("DELETE", f"{crd_path}/widgets.{GROUP}")

@@ -9,14 +9,15 @@ from typing import Any, Dict, Optional, Set, Tuple
 import pytest
 
 from kubesync import Api
+from kubesync.core.backoff import ExponentialBackoff
 from kubesync.core.params import Patch
 from kubesync.models.core_v1 import ConfigMap
 from kubesync.models.meta_v1 import ObjectMeta
-from kubesync.runtime.backoff import ExponentialBackoff
+from kubesync.runtime.conditions import is_deleted
 from kubesync.runtime.reflector import start_reflector
 from kubesync.runtime.store import Store, StoreWriter
-from kubesync.runtime.wait import await_condition, is_deleted
-from kubesync.runtime.watcher import Apply, InitDone, Watcher, WatcherConfig, watcher
+from kubesync.runtime.wait import await_condition
+from kubesync.runtime.watcher import Apply, InitDone, Watcher, WatcherConfig, watch
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -163,7 +164,7 @@ def test_1000_objects_created_at_once_all_arrive(cms: Api[ConfigMap], reflected:
 
 def test_a_consumer_that_stops_reading_does_not_grow_memory(cms: Api[ConfigMap]) -> None:
     cms.create(cm("flood"))
-    w = watcher(cms, queue_size=16)
+    w = watch(cms, queue_size=16)
     with w:
         first = w.next_event(timeout=30)  # Init: the thread is running
         assert first is not None
@@ -182,7 +183,7 @@ def test_a_consumer_that_stops_reading_does_not_grow_memory(cms: Api[ConfigMap])
 
 def test_stop_brings_the_thread_count_back(cms: Api[ConfigMap]) -> None:
     before = {t.name for t in threading.enumerate()}
-    w = watcher(cms)
+    w = watch(cms)
     with w:
         assert w.next_event(timeout=30) is not None
         assert w.name in {t.name for t in threading.enumerate()}
@@ -204,7 +205,7 @@ def test_background_reflector_for_web_apps(cms: Api[ConfigMap]) -> None:
 
 def test_metadata_only_watching(cms: Api[ConfigMap]) -> None:
     cms.create(cm("meta"))
-    w = watcher(cms, metadata_only=True)
+    w = watch(cms, metadata_only=True)
     with w:
         seen: Dict[str, Any] = {}
         while True:

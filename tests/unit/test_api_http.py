@@ -1,16 +1,21 @@
 """Api behaviour a real server here will not show on demand: pod logs (no kubelet),
-watch ERROR events, query options the 1.20 server ignores."""
+watch ERROR events, query options the 1.20 server ignores; and the ``Request`` values
+the Api hands its client."""
 
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from typing import Any, Iterator, List, Tuple
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import responses
 
 from kubesync import Api, Client, Config
+from kubesync.client import api as api_module
+from kubesync.client import watch
+from kubesync.core.params import Patch
+from kubesync.core.request import Request
 from kubesync.errors import Conflict, Gone, ServerError, UsageError
 from kubesync.models.core_v1 import ConfigMap, Pod
 from kubesync.models.meta_v1 import ObjectMeta
@@ -127,3 +132,96 @@ def test_a_server_error_is_not_retried_by_update(
     with pytest.raises(ServerError):
         Api(client, ConfigMap, namespace="ns").update("a", lambda o: None)
     assert len(rsps.calls) == 2
+
+
+# -- describe, then send: the Request values the Api hands its client -----------------------
+
+
+class RecordingClient:
+    """Records what the Api sends: (how, Request); answers with canned data."""
+
+    default_namespace = "ns"
+
+    def __init__(self, answer: Any = None, lines: Tuple[bytes, ...] = ()):
+        self.sent: List[Tuple[str, Request]] = []
+        self.answer = answer
+        self.lines = lines
+
+    def send(self, req: Request, **kw: Any) -> Any:
+        self.sent.append(("json", req))
+        return self.answer
+
+    def send_text(self, req: Request, **kw: Any) -> str:
+        self.sent.append(("text", req))
+        return "log text"
+
+    def send_lines(self, req: Request, **kw: Any) -> Any:
+        self.sent.append(("lines", req))
+        return _Lines(self.lines)
+
+
+class _Lines:
+    def __init__(self, lines: Tuple[bytes, ...]):
+        self._lines = iter(lines)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._lines
+
+    def __enter__(self) -> _Lines:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+CM_JSON = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}
+
+
+def test_api_verbs_hand_the_client_request_values() -> None:
+    client = RecordingClient(answer=CM_JSON)
+    cms = Api(client, ConfigMap, namespace="ns")  # type: ignore[arg-type]
+    cms.get("a")
+    cms.patch("a", Patch.merge({"data": {"k": "v"}}), field_manager="me")
+    assert client.sent == [
+        ("json", Request("GET", "/api/v1/namespaces/ns/configmaps/a")),
+        ("json", Request("PATCH", "/api/v1/namespaces/ns/configmaps/a", {"fieldManager": "me"},
+                         {"data": {"k": "v"}}, "application/merge-patch+json")),
+    ]
+
+
+def test_logs_send_text_and_follow_sends_lines() -> None:
+    client = RecordingClient(lines=(b"a", b"b"))
+    pods = Api(client, Pod, namespace="ns")  # type: ignore[arg-type]
+    assert pods.logs("web", tail_lines=3) == "log text"
+    assert list(pods.logs("web", follow=True)) == ["a", "b"]
+    path = "/api/v1/namespaces/ns/pods/web/log"
+    assert client.sent == [("text", Request("GET", path, {"tailLines": 3})),
+                           ("lines", Request("GET", path, {"follow": "true"}))]
+
+
+def test_watch_sends_lines_when_iterated_and_decodes_the_events() -> None:
+    client = RecordingClient(lines=(json.dumps({"type": "ADDED", "object": CM_JSON}).encode(),))
+    stream = Api(client, ConfigMap, namespace="ns").watch(  # type: ignore[arg-type]
+        resource_version="7", bookmarks=False)
+    assert client.sent == []  # nothing is sent until the stream is iterated
+    events = list(stream)
+    assert [e.object.metadata.name for e in events] == ["a"]
+    assert client.sent == [("lines", Request("GET", "/api/v1/namespaces/ns/configmaps",
+                                             {"resourceVersion": "7", "watch": "1"}))]
+
+
+def test_evict_sends_an_eviction_to_the_pods_subresource() -> None:
+    client = RecordingClient(answer={"kind": "Status", "status": "Success"})
+    Api(client, Pod, namespace="ns").evict("web", dry_run=True)  # type: ignore[arg-type]
+    [(how, req)] = client.sent
+    assert (how, req.method, req.path) == ("json", "POST",
+                                           "/api/v1/namespaces/ns/pods/web/eviction")
+    assert req.body["kind"] == "Eviction" and req.body["apiVersion"] == "policy/v1"
+    assert req.body["deleteOptions"] == {"dryRun": ["All"]}
+
+
+def test_watch_stream_is_still_importable_from_client_api() -> None:
+    assert api_module.WatchStream is watch.WatchStream

@@ -27,6 +27,7 @@ from kubesync.config import (
     Impersonation,
     TokenAuth,
 )
+from kubesync.core.request import Request
 
 SERVER = "https://k8s.test:6443"
 NS_URL = SERVER + "/api/v1/namespaces"
@@ -125,6 +126,44 @@ def test_bodies_are_json_encoded_unless_bytes(h: Harness) -> None:
     assert h.sent().body == b'{"x":1}'
     assert h.sent().headers["Content-Type"] == "application/merge-patch+json"
     assert h.sent().headers["X-Extra"] == "1"
+
+
+def test_send_sends_a_request_value_as_described(h: Harness) -> None:
+    h.rsps.post(NS_URL, json={"kind": "Namespace"})
+    req = Request("POST", "/api/v1/namespaces", {"dryRun": "All", "x": None, "v": True},
+                  {"metadata": {"name": "a"}}, "application/apply-patch+yaml",
+                  accept="application/json;as=Table", extra_headers={"X-Extra": "1"})
+    assert h.client().send(req) == {"kind": "Namespace"}
+    sent = h.sent()
+    assert sent.method == "POST"
+    assert sent.url == NS_URL + "?dryRun=All&v=true"
+    assert sent.body == b'{"metadata":{"name":"a"}}'
+    assert sent.headers["Content-Type"] == "application/apply-patch+yaml"
+    assert sent.headers["Accept"] == "application/json;as=Table"
+    assert sent.headers["X-Extra"] == "1"
+
+
+def test_send_text_and_send_lines_take_request_values_too(h: Harness) -> None:
+    h.rsps.get(NS_URL + "/a", body="some text")
+    h.rsps.get(NS_URL, body=b"one\ntwo\n")
+    client = h.client()
+    assert client.send_text(Request("GET", "/api/v1/namespaces/a")) == "some text"
+    assert h.sent().headers["Accept"] == "application/json, */*"
+    with client.send_lines(Request("GET", "/api/v1/namespaces", {"timeoutSeconds": 10})) as lines:
+        assert list(lines) == [b"one", b"two"]
+        assert h.sent().req_kwargs["timeout"] == (10.0, 40.0)  # type: ignore[attr-defined]
+
+
+def test_the_keyword_form_sends_the_same_as_a_request(h: Harness) -> None:
+    h.rsps.patch(NS_URL + "/a", json={})
+    client = h.client()
+    client.request("PATCH", "/api/v1/namespaces/a", params={"force": True}, body={"a": 1},
+                   content_type="application/merge-patch+json", headers={"X-Extra": "1"})
+    client.send(Request("PATCH", "/api/v1/namespaces/a", {"force": True}, {"a": 1},
+                        "application/merge-patch+json", extra_headers={"X-Extra": "1"}))
+    first, second = h.sent(0), h.sent(1)
+    assert (first.url, first.body) == (second.url, second.body)
+    assert dict(first.headers) == dict(second.headers)
 
 
 def test_empty_answer_is_none(h: Harness) -> None:
@@ -266,7 +305,7 @@ def test_write_is_not_retried_when_the_request_may_have_been_sent(h: Harness) ->
 
 def test_read_timeouts_are_not_retried(h: Harness) -> None:
     h.rsps.get(NS_URL, body=requests.exceptions.ReadTimeout("read timed out"))
-    with pytest.raises(errors.TimeoutError):
+    with pytest.raises(errors.RequestTimeout):
         h.client().request("GET", "/api/v1/namespaces")
     assert h.count == 1
 

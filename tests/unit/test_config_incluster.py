@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import attrs
 import pytest
 
 from kubesync import Config, ConfigError
-from kubesync.config import TokenFileAuth, incluster
+from kubesync.config import TokenFileAuth, incluster, incluster_fields
 
 CA = (
     Path(__file__).resolve().parent.parent / "fixtures" / "kubeconfig" / "pki" / "ca.crt"
@@ -69,10 +70,24 @@ def test_missing_ca_or_token_names_the_file(sa_dir: Path) -> None:
     assert info.value.source == str(sa_dir / "ca.crt")
 
 
-def test_config_in_cluster_reads_the_service_account_folder(
-    sa_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def in_pod(sa_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This process as a pod: the service env set, the account folder at ``sa_dir``."""
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(incluster, "SERVICE_ACCOUNT_DIR", str(sa_dir))
+    # The folder is read where the fields are resolved (incluster only re-exports it).
+    monkeypatch.setattr(incluster_fields, "SERVICE_ACCOUNT_DIR", str(sa_dir))
+    return sa_dir
+
+
+def test_config_in_cluster_reads_the_service_account_folder(in_pod: Path) -> None:
     assert Config.in_cluster().namespace == "apps"
+
+
+def test_the_public_loader_and_config_in_cluster_build_the_same_config(in_pod: Path) -> None:
+    built, via_config = incluster.load(), Config.in_cluster()
+    assert type(built) is Config and type(via_config) is Config
+    # The token source is a fresh object each time: compare what it reads.
+    assert isinstance(built.auth, TokenFileAuth) and isinstance(via_config.auth, TokenFileAuth)
+    assert built.auth.path == via_config.auth.path
+    assert attrs.evolve(built, auth=None) == attrs.evolve(via_config, auth=None)

@@ -11,7 +11,13 @@ import pytest
 import yaml
 
 from kubesync import Config, ConfigError
-from kubesync.config import BasicAuth, ExecAuth, TokenAuth, TokenFileAuth, incluster
+from kubesync.config import (
+    BasicAuth,
+    ExecAuth,
+    TokenAuth,
+    TokenFileAuth,
+    incluster_fields,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kubeconfig"
 PKI = FIXTURES / "pki"
@@ -287,7 +293,7 @@ def test_infer_falls_back_to_in_cluster(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     (tmp_path / "ca.crt").write_bytes(CA)
     (tmp_path / "token").write_text("sa-token")
-    monkeypatch.setattr(incluster, "SERVICE_ACCOUNT_DIR", str(tmp_path))
+    monkeypatch.setattr(incluster_fields, "SERVICE_ACCOUNT_DIR", str(tmp_path))  # read there
     assert Config.infer().server == "https://10.96.0.1:443"
 
 

@@ -264,22 +264,6 @@ def test_an_undecorated_subclass_is_refused_clearly():
         encode(Bare())
 
 
-@pytest.mark.parametrize(
-    "first",
-    ["kubesync.core.dynamic", "kubesync.core.convert", "kubesync.core.model",
-     "kubesync.models.core_v1", "kubesync"],
-)
-def test_any_import_order_works(first):
-    code = (
-        f"import {first}\n"
-        "from kubesync.core.convert import decode, encode\n"
-        "from kubesync.models.core_v1 import Pod\n"
-        "p = decode(Pod, {'metadata': {'name': 'x'}})\n"
-        "assert p.metadata.name == 'x' and encode(p) == {'metadata': {'name': 'x'}}\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def test_import_kubesync_does_not_import_models_or_cattrs():
     code = (
         "import sys, kubesync\n"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any, Dict, List
 
+import pytest
+
 from kubesync import DynamicObject
-from kubesync.core import display
 from kubesync.core.convert import decode, decode_list
+from kubesync.display import render as display
 from kubesync.models.apps_v1 import Deployment
 from kubesync.models.core_v1 import ConfigMap
 from kubesync.runtime.store import StoreWriter
@@ -78,3 +82,19 @@ def test_store_html_of_dynamic_objects_uses_their_kind():
                                                 "metadata": {"name": "g"}})))
     writer.apply_event(InitDone("1"))
     assert "Store of Gadget: 1 (ready)" in writer.store._repr_html_()
+
+
+def test_the_old_core_display_module_is_a_deprecated_alias() -> None:
+    import kubesync.core.display as old
+
+    with pytest.warns(DeprecationWarning, match="kubesync.display.render.object_html"):
+        assert old.object_html is display.object_html
+
+
+def test_importing_the_library_does_not_load_presentation() -> None:
+    code = (
+        "import sys, kubesync, kubesync.runtime, kubesync.crd\n"
+        "bad = [m for m in sys.modules if m.startswith(('kubesync.display', 'IPython'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from kubesync.core.gcpause import gc_paused
+from kubesync.client.gcpause import gc_paused
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ import yaml
 
 from kubesync import DynamicObject, manifests
 from kubesync.core.convert import encode
+from kubesync.core.request import Request
 from kubesync.errors import NotFound, Status
 from kubesync.manifests import ApplyError, ManifestError
 from kubesync.models.apps_v1 import Deployment
@@ -215,6 +216,10 @@ class FakeClient:
         out["metadata"] = {**body["metadata"], "resourceVersion": str(len(self.patches))}
         return out
 
+    def send(self, req: Request, **kw: Any) -> Any:
+        return self.request(req.method, req.path, params=dict(req.query) or None, body=req.body,
+                            content_type=req.content_type)
+
 
 BUNDLE = textwrap.dedent("""\
     apiVersion: example.com/v1
@@ -287,3 +292,83 @@ def test_apply_takes_dicts_and_sends_field_manager_and_force():
     manifests.apply(client, {"apiVersion": "v1", "kind": "ConfigMap",  # type: ignore[arg-type]
                              "metadata": {"name": "c"}}, field_manager="me", force=True)
     assert calls[-1] == {"fieldManager": "me", "force": "true"}
+
+
+CRD_BUNDLE = textwrap.dedent("""\
+    apiVersion: example.com/v1
+    kind: Gadget
+    metadata: {name: g, namespace: ns}
+    ---
+    apiVersion: apiextensions.k8s.io/v1
+    kind: CustomResourceDefinition
+    metadata: {name: gadgets.example.com}
+    spec:
+      group: example.com
+      scope: Namespaced
+      names: {kind: Gadget, plural: gadgets}
+      versions: [{name: v1, served: true, storage: true}]
+    """)
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.com"
+
+
+class CrdClient(FakeClient):
+    """Serves the CRD's status from ``states`` in turn; the new kind 404s ``unserved`` times."""
+
+    def __init__(self, states: List[Dict[str, str]], unserved: int = 0):
+        super().__init__()
+        self.states = states
+        self.unserved = unserved
+
+    def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
+        if method == "GET" and path == CRD_PATH:
+            state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+            return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                    "metadata": {"name": "gadgets.example.com"},
+                    "spec": {"group": "example.com", "scope": "Namespaced", "versions": [],
+                             "names": {"kind": "Gadget", "plural": "gadgets"}},
+                    "status": {"conditions": [
+                        {"type": t, "status": s, "message": f"{t}={s}"}
+                        for t, s in state.items()]}}
+        if method == "PATCH" and "/gadgets/" in path and self.unserved:
+            self.unserved -= 1
+            raise NotFound(Status(code=404, reason="NotFound", message="no such kind yet"))
+        return super().request(method, path, body=body, **kw)
+
+
+def test_apply_waits_for_the_crd_then_retries_its_new_kind_on_the_clock():
+    from kubesync.core.clock import FakeClock
+
+    clock = FakeClock()
+    client = CrdClient([{}, {"Established": "True"}], unserved=2)
+    applied = manifests.apply(client, CRD_BUNDLE, clock=clock)  # type: ignore[arg-type]
+    assert [p for p, _ in client.patches] == [
+        CRD_PATH, "/apis/example.com/v1/namespaces/ns/gadgets/g"]
+    assert [o.kind for o in applied] == ["Gadget", "CustomResourceDefinition"]
+    # One CRD_WAIT poll (50 ms), then NEW_KIND_RETRY's 100 ms and 200 ms for the 404s.
+    assert clock.sleeps == 3
+    assert clock.monotonic() == pytest.approx(0.05 + 0.1 + 0.2)
+
+
+def test_apply_names_a_crd_whose_names_are_refused_and_keeps_the_crd_error():
+    from kubesync.core.clock import FakeClock
+    from kubesync.crd.install import CrdNotAccepted
+
+    client = CrdClient([{"NamesAccepted": "False"}])
+    with pytest.raises(ApplyError, match=r"document 2 \(line 5\): CustomResourceDefinition "
+                       r"gadgets.example.com: names not accepted") as info:
+        manifests.apply(client, CRD_BUNDLE, clock=FakeClock())  # type: ignore[arg-type]
+    assert isinstance(info.value.error, CrdNotAccepted)
+    assert [p for p, _ in client.patches] == [CRD_PATH]
+
+
+def test_apply_gives_up_on_a_crd_not_established_by_wait_crds_timeout():
+    from kubesync.core.clock import FakeClock
+    from kubesync.crd.install import CrdWaitTimeout
+
+    clock = FakeClock()
+    client = CrdClient([{}])
+    with pytest.raises(ApplyError, match="was not Established in time") as info:
+        manifests.apply(client, CRD_BUNDLE, wait_crds_timeout=2,  # type: ignore[arg-type]
+                        clock=clock)
+    assert isinstance(info.value.error, CrdWaitTimeout)
+    assert clock.monotonic() == pytest.approx(2.0)

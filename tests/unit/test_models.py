@@ -184,7 +184,23 @@ def test_required_fields_are_required_to_construct_but_tolerated_when_absent():
 
 def test_absent_optional_fields_read_as_none():
     pod = decode(Pod, {})
-    assert pod.spec is None and pod.metadata is None and pod.status is None
+    assert pod.spec is None and pod.status is None
+
+
+def test_an_objects_metadata_is_never_none_and_an_empty_one_stays_absent():
+    # Typed ObjectMeta, not Optional: the server always sends it, a new object starts empty.
+    pod = decode(Pod, {})
+    assert pod.metadata == ObjectMeta() and pod.metadata is pod.metadata
+    assert encode(pod) == {}
+    pod.metadata.name = "p"
+    assert encode(pod) == {"metadata": {"name": "p"}}
+    assert Pod().metadata == ObjectMeta() and Pod().metadata is not Pod().metadata
+    assert encode(Pod()) == {"apiVersion": "v1", "kind": "Pod"}
+    served = {"metadata": {}, "kind": "Pod"}  # an empty metadata that came stays
+    assert encode(decode(Pod, served)) == served
+    from kubesync.models.core_v1 import PodTemplateSpec
+
+    assert decode(PodTemplateSpec, {}).metadata is None  # a part's metadata stays optional
 
 
 def test_time_fields_are_tz_aware_and_encode_as_rfc3339_z():

@@ -9,8 +9,8 @@ from typing import Any, List
 
 import pytest
 
-from kubesync.core import progress
-from kubesync.core.progress import Progress, display_mode
+from kubesync.display import progress
+from kubesync.display.progress import Progress, display_mode
 
 from .runtime_fakes import FakeApi, event, obj, page
 
@@ -151,7 +151,7 @@ def test_list_all_shows_pages_as_they_come(monkeypatch: pytest.MonkeyPatch):
     ]
 
     class Client:
-        def request(self, *args: Any, **kw: Any) -> Any:
+        def send(self, *args: Any, **kw: Any) -> Any:
             return pages.pop(0)
 
     out = Tty()
@@ -182,3 +182,10 @@ def test_await_condition_shows_what_it_waits_for_and_the_outcome(
     assert found is not None and found.metadata.name == "x"
     assert "\rWaiting for Thing 'x': " in out.getvalue()
     assert "Thing 'x': condition met after " in out.getvalue()
+
+
+def test_the_old_core_progress_module_is_a_deprecated_alias() -> None:
+    import kubesync.core.progress as old
+
+    with pytest.warns(DeprecationWarning, match="kubesync.display.progress.Progress"):
+        assert old.Progress is Progress

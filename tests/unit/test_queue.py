@@ -11,8 +11,9 @@ from typing import Callable, Dict, Hashable, Iterator, List, Optional, Set, Type
 
 import pytest
 
+from kubesync.core.clock import FakeClock
+from kubesync.core.clock import SystemClock as MonotonicClock
 from kubesync.errors import UsageError
-from kubesync.runtime.clock import FakeClock, MonotonicClock
 from kubesync.runtime.queue import (
     DEFAULT_BASE_DELAY,
     DEFAULT_BURST,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kubesync.core.params import DeleteOptions, LabelSelector, ListParams, Patch, WriteParams
-from kubesync.core.request import ACCEPT_METADATA, RequestBuilder
+from kubesync.core.params import DeleteOptions, LabelQuery, ListParams, Patch, WriteParams
+from kubesync.core.request import ACCEPT_METADATA, Request, RequestBuilder
 from kubesync.core.resource import ApiResource
 from kubesync.errors import UsageError
 
@@ -16,7 +16,7 @@ DEPLOY = ApiResource(group="apps", version="v1", kind="Deployment", plural="depl
 
 
 def test_label_selector_builder_renders_every_operator() -> None:
-    sel = (LabelSelector(app="web").ne("tier", "db").in_("env", ["a", "b"])
+    sel = (LabelQuery(app="web").ne("tier", "db").in_("env", ["a", "b"])
            .not_in("zone", ["x"]).exists("team").absent("legacy"))
     assert str(sel) == "app=web,tier!=db,env in (a,b),zone notin (x),team,!legacy"
 
@@ -101,3 +101,9 @@ def test_apply_needs_a_field_manager_and_force_only_goes_with_apply() -> None:
 def test_metadata_reads_ask_for_partial_object_metadata() -> None:
     req = RequestBuilder(CM, "ns").get("a", accept=ACCEPT_METADATA)
     assert req.headers == {"Accept": ACCEPT_METADATA}
+
+
+def test_headers_are_the_accept_header_and_the_extra_headers() -> None:
+    req = Request("GET", "/api", accept="application/x", extra_headers={"X-Extra": "1"})
+    assert req.headers == {"Accept": "application/x", "X-Extra": "1"}
+    assert Request("GET", "/api").headers == {}

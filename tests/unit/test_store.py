@@ -8,7 +8,7 @@ from typing import Any, List
 import pytest
 
 from kubesync.errors import UsageError
-from kubesync.runtime.reflector import reflector
+from kubesync.runtime.reflector import reflect
 from kubesync.runtime.store import Store, StoreWriter
 from kubesync.runtime.watcher import Apply, Delete, Init, InitApply, InitDone
 from tests.unit.runtime_fakes import Obj, obj
@@ -111,7 +111,7 @@ def test_readers_never_see_a_half_built_relist_while_a_writer_relists() -> None:
 def test_reflector_applies_before_passing_the_event_on() -> None:
     w: StoreWriter[Obj] = StoreWriter()
     evs = [Init(), InitApply(obj("a")), InitDone("1"), Apply(obj("b"))]
-    sizes = [len(w.store) for _ in reflector(w, iter(evs))]
+    sizes = [len(w.store) for _ in reflect(w, iter(evs))]
     assert sizes == [0, 0, 1, 2]
 
 
@@ -124,3 +124,71 @@ def test_transform_runs_on_the_way_in() -> None:
     for ev in (Init(), InitApply(obj("a")), InitDone("1"), Apply(obj("b"))):
         w.apply_event(ev)
     assert {o.value for o in w.store.list()} == {"T"}
+
+
+def test_waiting_on_a_store_whose_reflector_stopped_raises_at_once_with_the_last_error(
+) -> None:
+    from kubesync.errors import Forbidden, Status
+    from kubesync.runtime.reflector import start_reflector
+    from kubesync.runtime.store import StoreStopped
+    from tests.helpers import eventually
+    from tests.unit.runtime_fakes import FakeApi
+
+    api = FakeApi()
+    api.pages = [Forbidden(Status(code=403, reason="Forbidden", message="no list for you"))]
+    store = start_reflector(api)  # type: ignore[arg-type]
+    eventually(lambda: store.last_error is not None, timeout=10, what="the first error")
+    store.stop()
+    outcome: List[BaseException] = []
+
+    def wait() -> None:
+        try:
+            store.wait_until_ready()
+        except BaseException as e:
+            outcome.append(e)
+
+    waiter = threading.Thread(target=wait, name="waiter", daemon=True)
+    waiter.start()
+    waiter.join(10)
+    assert not waiter.is_alive(), "wait_until_ready() blocked on a stopped store"
+    assert len(outcome) == 1 and isinstance(outcome[0], StoreStopped)
+    assert "no list for you" in str(outcome[0])
+    assert isinstance(store.last_error, Forbidden)
+    with pytest.raises(StoreStopped):
+        store.wait_until_ready(timeout=30)
+
+
+def test_the_store_is_keyed_by_object_ref_and_get_takes_either_form() -> None:
+    from kubesync.core.objectref import ObjectRef
+
+    w: StoreWriter[Any] = StoreWriter()
+    for ev in [Init(), InitApply(obj("a")), InitApply(obj("c", ns=None)), InitDone("1")]:
+        w.apply_event(ev)
+    store = w.store
+    assert sorted(store.keys(), key=repr) == [ObjectRef("a", "ns"), ObjectRef("c", None)]
+    assert ObjectRef("a", "ns") in store
+    a = store.get("a", namespace="ns")
+    assert a is not None and store.get(ObjectRef("a", "ns")) is a
+    assert store.get("c") is not None and store.get(ObjectRef("c")) is store.get("c")
+
+
+def test_start_reflector_takes_a_watcher_config() -> None:
+    from kubesync.runtime.reflector import start_reflector
+    from kubesync.runtime.watcher import WatcherConfig
+    from tests.unit.runtime_fakes import FakeApi, blocking_stream, page
+
+    stop = threading.Event()
+    api = FakeApi()
+    api.pages = [page([obj("a")])]
+    api.streams = [blocking_stream(stop)]
+    store = start_reflector(api, WatcherConfig(label_selector="app=x", page_size=3),  # type: ignore[arg-type]
+                            field_selector="f=g")
+    try:
+        assert store.wait_until_ready(10)
+        assert store.last_error is None
+        call = api.list_calls[0]
+        assert (call["label_selector"], call["field_selector"], call["limit"]) == (
+            "app=x", "f=g", 3)
+    finally:
+        stop.set()
+        store.stop()

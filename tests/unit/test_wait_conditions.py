@@ -9,7 +9,7 @@ from kubesync.models.apiextensions_v1 import CustomResourceDefinition
 from kubesync.models.apps_v1 import Deployment
 from kubesync.models.batch_v1 import Job
 from kubesync.models.core_v1 import Pod
-from kubesync.runtime.wait import (
+from kubesync.runtime.conditions import (
     is_crd_established,
     is_deleted,
     is_deployment_rolled_out,

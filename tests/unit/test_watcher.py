@@ -7,8 +7,8 @@ from typing import Any, Iterator, List
 
 import pytest
 
+from kubesync.core.backoff import ExponentialBackoff
 from kubesync.errors import Gone, ServerError, Status, TransportError
-from kubesync.runtime.backoff import ExponentialBackoff
 from kubesync.runtime.watcher import (
     Apply,
     Delete,
@@ -18,6 +18,7 @@ from kubesync.runtime.watcher import (
     InitDone,
     InitListed,
     InitPage,
+    PredicateFilter,
     Watcher,
     WatcherConfig,
     Watching,
@@ -25,7 +26,9 @@ from kubesync.runtime.watcher import (
     predicate_filter,
     recover,
     step,
+    watch,
 )
+from tests.helpers import eventually
 from tests.unit.runtime_fakes import (
     FakeApi,
     FakeStream,
@@ -210,11 +213,7 @@ def test_a_consumer_that_stops_reading_bounds_what_the_thread_pulls() -> None:
     w = Watcher(api, CFG, queue_size=8)  # type: ignore[arg-type]
     w.start()
     # Wait (bounded) until the queue is full and the thread is parked on it.
-    for _ in range(200):
-        if w._queue.full():
-            break
-        threading.Event().wait(0.01)
-    assert w._queue.full()
+    eventually(w._queue.full, timeout=10, what="the queue full")
     # The queue's 8, one event in the thread's hand, one being pulled: no more.
     assert len(pulled) <= 8 + 2
     w.stop()
@@ -252,3 +251,74 @@ def test_applied_objects_and_predicate_filter_skip_unchanged_predicate() -> None
                       Delete(a3), Apply(obj("a", "4", 2))]
     out = list(applied_objects(predicate_filter(iter(evs), lambda o: o.value)))
     assert [o.metadata.resource_version for o in out] == ["1", "3", "4"]
+
+
+def test_the_predicate_filter_keys_by_uid_so_a_recreated_object_counts_as_new() -> None:
+    old, new = obj("a", "1", 1), obj("a", "9", 1)
+    new.metadata.uid = "uid-a-again"
+    evs: List[Any] = [Init(), InitApply(old), InitDone("1"), Init(), InitApply(new),
+                      InitDone("9")]
+    out = list(applied_objects(predicate_filter(iter(evs), lambda o: o.value)))
+    assert [o.metadata.uid for o in out] == ["uid-a", "uid-a-again"]
+
+
+def test_a_relist_prunes_the_predicate_memory_of_objects_it_did_not_list() -> None:
+    changed = PredicateFilter(lambda o: o.value)
+    for ev in [Init(), InitApply(obj("a", "1", 1)), InitApply(obj("b", "1", 1)),
+               InitDone("1")]:
+        assert changed(ev)
+    assert len(changed) == 2
+    for ev in [Init(), InitApply(obj("b", "2", 1)), InitDone("2")]:
+        changed(ev)
+    assert len(changed) == 1
+    # "a" came back unchanged: after the prune it counts as new again.
+    assert changed(Apply(obj("a", "3", 1)))
+    assert not changed(Apply(obj("b", "3", 1)))
+
+
+def test_watcher_takes_one_config_and_keywords_override_its_fields() -> None:
+    cfg = WatcherConfig(label_selector="app=x", page_size=7, metadata_only=True)
+    w = watch(FakeApi(), cfg, field_selector="a=b")  # type: ignore[arg-type]
+    assert w.config == WatcherConfig(label_selector="app=x", field_selector="a=b",
+                                     page_size=7, metadata_only=True)
+    assert watch(FakeApi()).config == WatcherConfig()  # type: ignore[arg-type]
+
+
+def test_watcher_config_is_keyword_only_and_keeps_its_old_spellings_deprecated() -> None:
+    with pytest.warns(DeprecationWarning, match="keyword"):
+        old = WatcherConfig("app=x", None, 7)  # type: ignore[misc]
+    assert old == WatcherConfig(label_selector="app=x", page_size=7)
+    with pytest.warns(DeprecationWarning, match="timeout_seconds"):
+        renamed = WatcherConfig(watch_timeout=30)
+    assert renamed == WatcherConfig(timeout_seconds=30)
+    with pytest.warns(DeprecationWarning):
+        assert renamed.watch_timeout == 30
+
+
+def test_watcher_threads_get_names_no_other_thread_has() -> None:
+    first, second = Watcher(FakeApi()), Watcher(FakeApi())  # type: ignore[arg-type]
+    assert first.name != second.name
+    assert first.name.startswith("kubesync-watcher-things-")
+
+
+def test_the_watcher_backs_off_through_its_clock() -> None:
+    from kubesync.core.clock import FakeClock
+    from kubesync.errors import ServerError, Status
+
+    clock = FakeClock()
+    api = FakeApi()
+    api.pages = [ServerError(Status(code=500, message="boom")), page([obj("a")], rv="3")]
+    stop = threading.Event()
+    api.streams = [blocking_stream(stop)]
+    w = Watcher(api, CFG, clock=clock,  # type: ignore[arg-type]
+                backoff=ExponentialBackoff(1.0, 1.0, jitter=False, clock=clock))
+    try:
+        w.start()
+        assert clock.wait_for_sleeps(1), "the watcher never waited after the error"
+        assert len(api.list_calls) == 1  # it waits for the clock, not real time
+        clock.advance(1.0)
+        assert isinstance(w.next_event(timeout=10), Init)
+        assert isinstance(w.next_event(timeout=10), InitApply)
+    finally:
+        stop.set()
+        w.stop()

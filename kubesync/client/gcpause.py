@@ -3,7 +3,7 @@
 Decoding a LIST of thousands of objects allocates hundreds of thousands of dicts and
 lists; each 700 allocations trigger a generation-0 collection that walks them, and the
 older generations follow. None of it can be a reference cycle, so collecting then is pure
-cost: measured on a 5000-object LIST, about 28% of the whole call (bench/, issue 9).
+cost: measured on a 5000-object LIST, about 28% of the whole call.
 Reference counting still frees everything as usual; only cycle detection waits.
 
 The pause is process-wide, so it is counted: overlapping pauses from several threads end

@@ -1,0 +1,621 @@
+"""Lazy, lossless JSON views: the machinery under every ``Model``.
+
+``decode`` wraps a mapping without converting anything; a field is converted on first
+read (``View.__getattr__``) and cached in its slot. ``encode`` walks the source mapping in
+order: unread fields and unknown keys go out as they came, read fields are encoded from
+their current value, so decode -> encode is the identity and every change, however deep,
+shows up.
+
+Per class a plan (field names, JSON names, slots) is built on first use; per field a codec
+is resolved from its annotation on first conversion. Other object types take part by
+converting themselves: a class with a ``_kube_decode(data, tp)`` classmethod and a
+``_kube_encode()`` method (``DynamicObject``, ``ObjectList``). Everything else goes
+through the cattrs converter (``kubesync.core.converter``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections.abc
+import datetime
+import importlib
+import sys
+import types
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    overload,
+)
+
+import attrs
+
+from kubesync.core import fieldtypes
+from kubesync.core.converter import get_converter
+from kubesync.core.fieldtypes import TimeFormat
+from kubesync.core.location import Loc, decode_error, expected, kind_name, type_name
+from kubesync.core.time import format_time, parse_time
+from kubesync.errors import DecodeError
+
+__all__ = [
+    "ABSENT_AS_EMPTY",
+    "JSON_NAME",
+    "View",
+    "codec_for",
+    "decode",
+    "drop_field",
+    "encode",
+    "model_repr",
+    "plan_of",
+    "validate",
+]
+
+K = TypeVar("K")
+V = TypeVar("V", bound="View")
+
+#: The attrs field metadata key holding a field's JSON name (when it is not the
+#: camelCase of the attribute name).
+JSON_NAME = "kubesync.json"
+
+#: The attrs field metadata key marking a field that is never None: absent in the JSON it
+#: reads as its (factory) default, and that default, left empty, is not written back.
+#: An object's ``metadata``: the server always sends it, so it is typed as present.
+ABSENT_AS_EMPTY = "kubesync.absent_as_empty"
+
+_new = object.__new__
+
+# A field decoder: (JSON value, its location) -> Python value.
+Decoder = Callable[[Any, Loc], Any]
+Encoder = Callable[[Any], Any]
+
+
+# -- codecs -----------------------------------------------------------------------------
+
+
+def _decode_time(value: Any, loc: Loc) -> datetime.datetime:
+    if isinstance(value, str):
+        try:
+            return parse_time(value)
+        except ValueError:
+            pass
+    raise decode_error(loc, f"expected an RFC 3339 time, got {value!r}")
+
+
+def _encoder_time(micro: Optional[bool]) -> Encoder:
+    def enc(value: Any) -> Any:
+        if isinstance(value, datetime.datetime):
+            return format_time(value, micro)
+        return value
+
+    return enc
+
+
+def _converts_itself(tp: Any) -> bool:
+    return hasattr(tp, "_kube_decode") and hasattr(tp, "_kube_encode")
+
+
+def _encode_any(value: Any) -> Any:
+    # Any-typed fields (RawExtension, JSON) hold plain values, or an object a caller put in.
+    return value._kube_encode() if _converts_itself(type(value)) else value
+
+
+def _encode_self(value: Any) -> Any:
+    return value._kube_encode()
+
+
+def _view_decoder(cls: type) -> Decoder:
+    def dec(value: Any, loc: Loc) -> Any:
+        if value.__class__ is not dict and not isinstance(value, dict):
+            raise decode_error(loc, f"expected an object, got {type_name(value)}")
+        obj: Any = _new(cls)
+        obj._kube_raw = value
+        obj._kube_at = loc
+        return obj
+
+    return dec
+
+
+def _object_decoder(tp: Any) -> Decoder:
+    # A type that converts itself (DynamicObject): JSON objects only, errors located here.
+    def dec(value: Any, loc: Loc) -> Any:
+        if not isinstance(value, dict):
+            raise decode_error(loc, f"expected an object, got {type_name(value)}")
+        return tp._kube_decode(value, tp)
+
+    return dec
+
+
+def _list_decoder(item: Decoder) -> Decoder:
+    def dec(value: Any, loc: Loc) -> Any:
+        if not isinstance(value, list):
+            raise decode_error(loc, f"expected an array, got {type_name(value)}")
+        return [item(x, (loc, i, None)) for i, x in enumerate(value)]
+
+    return dec
+
+
+def _dict_decoder(item: Decoder) -> Decoder:
+    def dec(value: Any, loc: Loc) -> Any:
+        if not isinstance(value, dict):
+            raise decode_error(loc, f"expected an object, got {type_name(value)}")
+        return {k: item(x, (loc, k, None)) for k, x in value.items()}
+
+    return dec
+
+
+def _list_encoder(item: Encoder) -> Encoder:
+    return lambda value: [item(x) for x in value] if isinstance(value, list) else value
+
+
+def _dict_encoder(item: Encoder) -> Encoder:
+    return lambda value: (
+        {k: item(x) for k, x in value.items()} if isinstance(value, dict) else value
+    )
+
+
+def _cattrs_decoder(tp: Any) -> Decoder:
+    def dec(value: Any, loc: Loc) -> Any:
+        try:
+            return get_converter().structure(value, tp)
+        except Exception as e:  # cattrs raises many kinds; all mean "does not fit"
+            raise decode_error(loc, f"does not fit {tp!r}: {e}") from e
+
+    return dec
+
+
+def _cattrs_encoder(tp: Any) -> Encoder:
+    return lambda value: get_converter().unstructure(value, tp)
+
+
+_SCALARS: Dict[Any, Any] = {str: str, int: int, bool: bool, float: (int, float)}
+
+
+@attrs.define(slots=True)
+class Codec:
+    """How one field type converts: decoder None means the JSON value is used as it is
+    (after an isinstance ``check``); encoder None means the value is written as it is."""
+
+    dec: Optional[Decoder] = None
+    enc: Optional[Encoder] = None
+    check: Any = None
+    time: bool = False
+
+
+#: ``Union[...]`` and, on Python 3.10+, the ``int | str`` form (``types.UnionType``).
+_UNIONS: Tuple[Any, ...] = (Union,) + (
+    (types.UnionType,) if hasattr(types, "UnionType") else ()
+)
+_SEQUENCES = (list, List, collections.abc.Sequence, collections.abc.MutableSequence)
+_MAPPINGS = (dict, Dict, collections.abc.Mapping, collections.abc.MutableMapping)
+
+
+def _strip_optional(tp: Any) -> Any:
+    if get_origin(tp) in _UNIONS:
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+        return Union[tuple(args)]
+    return tp
+
+
+def codec_for(tp: Any) -> Codec:
+    """The codec of an annotation (Optional stripped)."""
+    tp = _strip_optional(tp)
+    origin = get_origin(tp)
+    if origin is Annotated:
+        base, *extras = get_args(tp)
+        fmt = next((e for e in extras if isinstance(e, TimeFormat)), None)
+        if fmt is not None:
+            return Codec(_decode_time, _encoder_time(fmt.micro), time=True)
+        return codec_for(base)
+    if tp is Any or tp is object:
+        return Codec(enc=_encode_any)
+    if isinstance(tp, type) and origin is None:
+        if issubclass(tp, View):
+            return Codec(_view_decoder(tp), _encode_view)
+        if _converts_itself(tp):
+            return Codec(_object_decoder(tp), _encode_self)
+        if tp is datetime.datetime:
+            return Codec(_decode_time, _encoder_time(None), time=True)
+        if tp in _SCALARS:
+            return Codec(check=_SCALARS[tp])
+    if origin in _SEQUENCES:
+        (item_type,) = get_args(tp) or (Any,)
+        item = codec_for(item_type)
+        if item.dec is None:
+            return Codec(enc=None if item.enc is None else _list_encoder(item.enc), check=list)
+        return Codec(_list_decoder(item.dec), _list_encoder(item.enc or _identity))
+    if origin in _MAPPINGS:
+        args = get_args(tp)
+        item = codec_for(args[1] if len(args) == 2 else Any)
+        if item.dec is None:
+            return Codec(enc=None if item.enc is None else _dict_encoder(item.enc), check=dict)
+        return Codec(_dict_decoder(item.dec), _dict_encoder(item.enc or _identity))
+    if origin in _UNIONS:
+        members = get_args(tp)
+        if all(m in _SCALARS for m in members):  # IntOrString and the like
+            return Codec(check=tuple(t for m in members for t in _flat(_SCALARS[m])))
+    return Codec(_cattrs_decoder(tp), _cattrs_encoder(tp))
+
+
+def _flat(check: Any) -> Tuple[type, ...]:
+    return check if isinstance(check, tuple) else (check,)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+# -- plans --------------------------------------------------------------------------------
+
+
+class _Names(Mapping[str, Any]):
+    """Where annotation strings are looked up: the declaring module (whose generated
+    classes are built on demand), the special field types, then the models package (by
+    module name, as the generated annotations spell ``meta_v1.ObjectMeta``)."""
+
+    def __init__(self, module: str):
+        self.module = module
+
+    def __getitem__(self, key: str) -> Any:
+        mod = sys.modules.get(self.module)
+        if mod is not None:
+            try:
+                return getattr(mod, key)
+            except AttributeError:
+                pass
+        if key in _TYPE_NAMES:
+            return _TYPE_NAMES[key]
+        if key.isidentifier():
+            try:
+                return importlib.import_module(f"kubesync.models.{key}")
+            except ImportError:
+                pass
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+_TYPE_NAMES: Dict[str, Any] = {
+    "Any": Any,
+    "Dict": Dict,
+    "List": List,
+    "Optional": Optional,
+    "Union": Union,
+    "Time": fieldtypes.Time,
+    "MicroTime": fieldtypes.MicroTime,
+    "IntOrString": fieldtypes.IntOrString,
+    "Quantity": fieldtypes.Quantity,
+    "datetime": datetime.datetime,
+}
+
+
+class Field:
+    """One model field in a plan: names, slot access, and its codec (resolved lazily)."""
+
+    __slots__ = ("annotation", "check", "dec", "empty", "enc", "get", "json", "name", "owner",
+                 "ready", "set", "time", "top", "type")
+
+    def __init__(self, owner: type, name: str, json_name: str, slot: Any, annotation: Any,
+                 empty: Optional[Callable[[], Any]] = None):
+        self.owner = owner
+        self.name = name
+        self.json = json_name
+        # The location of this field's value in a top-level object: made once, so decoding
+        # metadata/spec/status of a LIST's items allocates nothing for error reporting.
+        self.top = (owner, json_name)
+        self.get = slot.__get__
+        self.set = slot.__set__
+        self.annotation = annotation
+        # ABSENT_AS_EMPTY fields: what an absent value reads as (a new empty object).
+        self.empty = empty
+        self.ready = False
+        self.type: Any = None
+        self.dec: Optional[Decoder] = None
+        self.enc: Optional[Encoder] = None
+        self.check: Any = None
+        self.time = False
+
+    def resolve(self) -> None:
+        """Evaluate the annotation and pick the codec (once; races are harmless)."""
+        tp = self.annotation
+        if isinstance(tp, str):
+            declaring = next(
+                (k for k in self.owner.__mro__ if self.name in vars(k).get("__annotations__", {})),
+                self.owner,
+            )
+            namespace = {"__builtins__": builtins.__dict__}
+            tp = eval(tp, namespace, _Names(declaring.__module__))  # our own annotation strings
+        codec = codec_for(tp)
+        self.type = tp
+        self.dec, self.enc, self.check, self.time = codec.dec, codec.enc, codec.check, codec.time
+        self.ready = True
+
+
+class Plan:
+    """The fields of one model class, by attribute and by JSON name."""
+
+    __slots__ = ("by_attr", "by_json", "fields")
+
+    def __init__(self, fields: List[Field]):
+        self.fields = tuple(fields)
+        self.by_attr = {f.name: f for f in fields}
+        self.by_json = {f.json: f for f in fields}
+
+
+_PLANS: Dict[type, Plan] = {}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.rstrip("_").split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def plan_of(cls: type) -> Plan:
+    """The plan of a model class, built on first use."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = _make_plan(cls)
+    return plan
+
+
+def _make_plan(cls: type) -> Plan:
+    if "__attrs_attrs__" not in cls.__dict__:
+        raise TypeError(f"{cls.__name__}: decorate Model subclasses with @attrs.define")
+    fields = []
+    for a in attrs.fields(cls):
+        if a.name == "_kube_raw":
+            continue
+        slot = next((k.__dict__[a.name] for k in cls.__mro__ if a.name in k.__dict__), None)
+        if not isinstance(slot, types.MemberDescriptorType):
+            raise TypeError(f"{cls.__name__}: Model subclasses must be slotted (slots=True)")
+        json_name = a.metadata.get(JSON_NAME) or _camel(a.name)
+        empty = a.default.factory if a.metadata.get(ABSENT_AS_EMPTY) else None
+        fields.append(Field(cls, a.name, json_name, slot, a.type, empty))
+    return Plan(fields)
+
+
+# -- lazy reads ---------------------------------------------------------------------------
+
+
+def lazy_getattr(self: Any, name: str) -> Any:
+    """``View.__getattr__``: convert an unread field from the source mapping and cache it."""
+    cls = self.__class__
+    plan = _PLANS.get(cls) or plan_of(cls)
+    f = plan.by_attr.get(name)
+    if f is None:
+        if name == "_kube_at" or name == "_kube_raw":
+            return None
+        raise AttributeError(f"{cls.__name__!r} object has no attribute {name!r}")
+    raw = self._kube_raw
+    value = None if raw is None else raw.get(f.json)
+    if value is None and f.empty is not None and (raw is None or f.json not in raw):
+        value = f.empty()
+    elif value is not None:
+        if not f.ready:
+            f.resolve()
+        if f.dec is not None:
+            at = self._kube_at
+            value = f.dec(value, f.top if at is None else (at, f.json))
+        elif f.check is not None and not isinstance(value, f.check):
+            at = self._kube_at
+            raise decode_error(f.top if at is None else (at, f.json),
+                               f"expected {expected(f.check)}, got {type_name(value)}")
+    f.set(self, value)
+    return value
+
+
+class View:
+    """The base of ``Model``: a slotted object whose unread fields convert on first read.
+
+    Instances made by ``decode`` hold their source mapping in ``_kube_raw`` (an attrs
+    field of ``Model``) and their place in the top-level object in ``_kube_at``.
+    """
+
+    # A plain slot, not an attrs field: bookkeeping, not data. None for a top-level object,
+    # else the location (see kubesync.core.location) for error messages.
+    __slots__ = ("_kube_at",)
+    _kube_at: Any
+
+    if not TYPE_CHECKING:  # hidden from mypy, so that attribute names stay checked
+        __getattr__ = lazy_getattr
+
+    @classmethod
+    def _kube_decode(cls: Type[V], data: Any, tp: Any = None) -> V:
+        return decode(cls, data)
+
+    def _kube_encode(self) -> Dict[str, Any]:
+        return _encode_view(self)
+
+
+# -- decode and encode --------------------------------------------------------------------
+
+
+@overload
+def decode(cls: Type[V], data: Any) -> V: ...
+
+
+@overload
+def decode(cls: Type[K], data: Any) -> K: ...
+
+
+def decode(cls: Any, data: Any) -> Any:
+    """Decode one object of JSON (a dict) as ``cls``. Nothing is converted until read."""
+    if isinstance(cls, type) and issubclass(cls, View):
+        if data.__class__ is not dict:
+            if not isinstance(data, Mapping):
+                raise DecodeError(f"expected an object, got {type_name(data)}",
+                                  kind=kind_name(cls))
+            data = dict(data)
+        resource = getattr(cls, "api_resource", None)
+        kind = data.get("kind")
+        if resource is not None and kind is not None and kind != resource.kind:
+            raise DecodeError(f"the object is a {kind}", kind=resource.kind)
+        obj: Any = _new(cls)
+        obj._kube_raw = data
+        obj._kube_at = None
+        return obj
+    decoder = getattr(cls, "_kube_decode", None)
+    if decoder is not None:
+        return decoder(data, cls)
+    return get_converter().structure(data, cls)
+
+
+def encode(obj: Any) -> Any:
+    """The JSON form (dicts, lists, str...) of a model, ``DynamicObject`` or ``ObjectList``.
+
+    For a decoded object: keys in their original order, unread and unknown fields as they
+    came (shared, not copied), read fields from their current value; ``None`` omits a key.
+    """
+    if isinstance(obj, View):
+        return _encode_view(obj)
+    if _converts_itself(type(obj)):
+        return obj._kube_encode()
+    return get_converter().unstructure(obj)
+
+
+def _encode_value(f: Field, value: Any, raw_value: Any) -> Any:
+    if not f.ready:
+        f.resolve()
+    enc = f.enc
+    if enc is None:
+        return value
+    out = enc(value)
+    if f.time and out != raw_value and isinstance(raw_value, str):
+        # An unchanged time read from an unusual spelling (+00:00, nanoseconds) keeps it.
+        try:
+            if parse_time(raw_value) == value:
+                return raw_value
+        except ValueError:
+            pass
+    return out
+
+
+def _encode_view(obj: Any) -> Dict[str, Any]:
+    plan = plan_of(obj.__class__)
+    raw = obj._kube_raw
+    out: Dict[str, Any] = {}
+    if raw:
+        by_json = plan.by_json
+        for key, raw_value in raw.items():
+            f = by_json.get(key)
+            if f is None:
+                out[key] = raw_value
+                continue
+            try:
+                value = f.get(obj)
+            except AttributeError:  # never read: as it came
+                out[key] = raw_value
+                continue
+            if value is None:
+                if raw_value is None:  # read, unchanged null (e.g. creationTimestamp: null)
+                    out[key] = None
+            elif value is raw_value:
+                out[key] = value
+            else:
+                out[key] = _encode_value(f, value, raw_value)
+    for f in plan.fields:
+        if raw and f.json in raw:
+            continue
+        try:
+            value = f.get(obj)
+        except AttributeError:
+            continue
+        if value is not None:
+            encoded = _encode_value(f, value, None)
+            if f.empty is None or encoded != {}:  # an empty default stays absent
+                out[f.json] = encoded
+    return out
+
+
+# -- checks and edits ---------------------------------------------------------------------
+
+
+def validate(obj: V) -> V:
+    """Convert every field now, deeply, checking types: errors raise ``DecodeError`` here
+    instead of on first read. Returns ``obj``."""
+    _validate_view(obj)
+    return obj
+
+
+def _validate_view(obj: Any) -> None:
+    for f in plan_of(obj.__class__).fields:
+        value = getattr(obj, f.name)
+        if value is None:
+            continue
+        if not f.ready:
+            f.resolve()
+        at = obj._kube_at
+        _validate_value(value, f.type, f.top if at is None else (at, f.json))
+
+
+def _validate_value(value: Any, tp: Any, loc: Loc) -> None:
+    if value is None:
+        return
+    tp = _strip_optional(tp)
+    if get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    origin = get_origin(tp)
+    if isinstance(value, View):
+        _validate_view(value)
+        return
+    if tp is Any or tp is object or _converts_itself(type(value)):
+        return
+    if origin in _SEQUENCES:
+        if not isinstance(value, list):
+            raise decode_error(loc, f"expected an array, got {type_name(value)}")
+        (item_type,) = get_args(tp) or (Any,)
+        for i, x in enumerate(value):
+            _validate_value(x, item_type, (loc, i, None))
+        return
+    if origin in _MAPPINGS:
+        if not isinstance(value, dict):
+            raise decode_error(loc, f"expected an object, got {type_name(value)}")
+        args = get_args(tp)
+        for k, x in value.items():
+            _validate_value(x, args[1] if len(args) == 2 else Any, (loc, k, None))
+        return
+    if isinstance(tp, type) and issubclass(tp, View):
+        raise decode_error(loc, f"expected an object, got {type_name(value)}")
+    check = codec_for(tp).check
+    if check is not None and not isinstance(value, check):
+        raise decode_error(loc, f"expected {expected(check)}, got {type_name(value)}")
+
+
+def drop_field(obj: Any, name: str) -> None:
+    """Forget field ``name`` of a model for good: unset, and removed from the source mapping
+    (which it may share with its parent) so the memory is released. For caches that strip
+    objects on the way in, e.g. ``drop_field(pod.metadata, "managed_fields")``."""
+    f = plan_of(obj.__class__).by_attr.get(name)
+    if f is None:
+        raise AttributeError(f"{obj.__class__.__name__!r} has no field {name!r}")
+    raw = obj._kube_raw
+    if raw:
+        raw.pop(f.json, None)
+    f.set(obj, None)
+
+
+def model_repr(obj: Any) -> str:
+    """``Kind(field=value, ...)`` with the fields that are not None (reads them)."""
+    parts = []
+    for f in plan_of(obj.__class__).fields:
+        value = getattr(obj, f.name)
+        if value is not None:
+            parts.append(f"{f.name}={value!r}")
+    return f"{obj.__class__.__name__}({', '.join(parts)})"
