@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from kubesync.client.discovery import Discovery
 from kubesync.crd.install import wait_established
-from kubesync.errors import UsageError
+from kubesync.errors import NotFound, UsageError
 from kubesync.models import model_for
 from tests.helpers import eventually, served
 
@@ -62,11 +63,32 @@ def test_resources_agree_with_the_models(discovery: Discovery):
     assert not discovery.failures
 
 
-def test_ambiguous_names_are_reported(discovery: Discovery):
-    # 1.20 serves Ingress in both extensions/v1beta1 and networking.k8s.io/v1.
-    with pytest.raises(UsageError, match="ambiguous"):
-        discovery.resolve("ingresses")
-    assert discovery.resolve("ingresses.networking.k8s.io").version == "v1"
+def test_ambiguous_names_are_reported(kube_client: Any) -> None:
+    # Two groups serving the same plural: which one is meant must be said.
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    groups = [f"a.{GROUP}", f"b.{GROUP}"]
+    try:
+        for group in groups:
+            kube_client.request("POST", path, body={
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": f"doubles.{group}"},
+                "spec": {"group": group, "scope": "Namespaced",
+                         "names": {"plural": "doubles", "kind": "Double"},
+                         "versions": [{"name": "v1", "served": True, "storage": True,
+                                       "schema": {"openAPIV3Schema": {"type": "object"}}}]},
+            })
+        for group in groups:
+            wait_established(kube_client, f"doubles.{group}", timeout=60)
+            eventually(lambda g=group: served(kube_client, f"/apis/{g}/v1"), timeout=30,
+                       what=f"{group} in discovery")
+        discovery = Discovery(kube_client)
+        with pytest.raises(UsageError, match="ambiguous"):
+            discovery.resolve("doubles")
+        assert discovery.resolve(f"doubles.b.{GROUP}").group == f"b.{GROUP}"
+    finally:
+        for group in groups:
+            with contextlib.suppress(NotFound):
+                kube_client.request("DELETE", f"{path}/doubles.{group}")
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from kubesync.core.resource import ApiResource
 from kubesync.crd.install import wait_established
 from kubesync.models import model_for
 from kubesync.models.meta_v1 import ObjectMeta
-from tests.helpers import eventually, served
+from tests.helpers import eventually, served, server_minor
 
 pytestmark = [
     pytest.mark.e2e,
@@ -31,12 +31,14 @@ CONTAINER = {"name": "app", "image": "registry.invalid/app:1", "ports": [{"conta
 POD_TEMPLATE = {"metadata": {"labels": {"app": "rt"}}, "spec": {"containers": [CONTAINER]}}
 
 
-def sample_objects(ns: str) -> List[Tuple[str, Dict[str, Any]]]:
+def sample_objects(ns: str, server: Tuple[int, int]) -> List[Tuple[str, Dict[str, Any]]]:
     """(collection path, body) of objects of many kinds, to give every list some data."""
     api, apps, batch = f"/api/v1/namespaces/{ns}", f"/apis/apps/v1/namespaces/{ns}", \
         f"/apis/batch/v1/namespaces/{ns}"
     rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}"
     selector = {"matchLabels": {"app": "rt"}}
+    # CronJob and PodDisruptionBudget reached v1 in 1.21; their v1beta1 went in 1.25.
+    cron_version = pdb_version = "v1" if server >= (1, 21) else "v1beta1"
     return [
         (f"{api}/configmaps", {"metadata": {"name": "rt-cm", "labels": {"a": "b"}},
                                "data": {"k": "v"}, "binaryData": {"b": "AAE="}}),
@@ -66,7 +68,7 @@ def sample_objects(ns: str) -> List[Tuple[str, Dict[str, Any]]]:
             "selector": selector, "template": POD_TEMPLATE}}),
         (f"{batch}/jobs", {"metadata": {"name": "rt-job"}, "spec": {"template": {
             "spec": {"containers": [CONTAINER], "restartPolicy": "Never"}}}}),
-        (f"/apis/batch/v1beta1/namespaces/{ns}/cronjobs", {"metadata": {"name": "rt-cron"},
+        (f"/apis/batch/{cron_version}/namespaces/{ns}/cronjobs", {"metadata": {"name": "rt-cron"},
             "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {
                 "spec": {"containers": [CONTAINER], "restartPolicy": "Never"}}}}}}),
         (f"{rbac}/roles", {"metadata": {"name": "rt-role"}, "rules": [
@@ -93,14 +95,14 @@ def sample_objects(ns: str) -> List[Tuple[str, Dict[str, Any]]]:
         (f"/apis/autoscaling/v1/namespaces/{ns}/horizontalpodautoscalers", {
             "metadata": {"name": "rt-hpa"}, "spec": {"maxReplicas": 3, "scaleTargetRef": {
                 "apiVersion": "apps/v1", "kind": "Deployment", "name": "rt-deploy"}}}),
-        (f"/apis/policy/v1beta1/namespaces/{ns}/poddisruptionbudgets", {
+        (f"/apis/policy/{pdb_version}/namespaces/{ns}/poddisruptionbudgets", {
             "metadata": {"name": "rt-pdb"}, "spec": {"minAvailable": 1, "selector": selector}}),
     ]
 
 
 @pytest.fixture
 def populated(kube_client: Any, kube_namespace: str) -> str:
-    for path, body in sample_objects(kube_namespace):
+    for path, body in sample_objects(kube_namespace, server_minor(kube_client)):
         kube_client.request("POST", path, body=body)
     # The controllers make ReplicaSets, Pods, ControllerRevisions and Endpoints from these:
     # wait for every derived kind, or fail (a round trip of fewer kinds proves less).
@@ -177,7 +179,7 @@ def test_every_served_object_round_trips_through_its_model(kube_client: Any, pop
 
 
 def test_single_objects_round_trip_with_kind_and_api_version(kube_client: Any, populated: str):
-    for path, body in sample_objects(populated):
+    for path, body in sample_objects(populated, server_minor(kube_client)):
         got = kube_client.request("GET", f"{path}/{body['metadata']['name']}")
         cls = model_for(got["apiVersion"], got["kind"]) or DynamicObject
         assert check_round_trip(cls, got) is None, path
@@ -193,7 +195,7 @@ def strip_volatile(obj: Dict[str, Any]) -> Dict[str, Any]:
 @pytest.mark.parametrize("kind", ["ConfigMap", "Service", "Deployment", "Role"])
 def test_get_then_replace_leaves_built_in_objects_unchanged(
         kube_client: Any, populated: str, kind: str):
-    path, body = next((p, b) for p, b in sample_objects(populated)
+    path, body = next((p, b) for p, b in sample_objects(populated, server_minor(kube_client))
                       if p.endswith({"ConfigMap": "/configmaps", "Service": "/services",
                                      "Deployment": "/deployments", "Role": "/roles"}[kind]))
     url = f"{path}/{body['metadata']['name']}"
