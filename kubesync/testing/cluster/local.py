@@ -217,12 +217,27 @@ class LocalCluster:
     # -- reliability helpers ------------------------------------------------------------
 
     def restart_apiserver(self) -> None:
-        """Stop and start kube-apiserver: same etcd data, port and credentials."""
+        """Stop and start kube-apiserver: same etcd data, port and credentials.
+
+        The controller manager and the scheduler are restarted after it: their watches
+        would otherwise back off for up to 30 s (longer after a compaction's 410s), and
+        the next test's namespace would wait that long for its ServiceAccount. The
+        kubelet keeps running and reconnects, as a real node does.
+        """
         with self._lock:
             proc = self._procs.pop("kube-apiserver", None)
             if proc is not None:
                 proc.stop()
             self._start_apiserver()
+            self._restart_controllers()
+
+    def _restart_controllers(self) -> None:
+        for name, start in (("kube-controller-manager", self._start_controller_manager),
+                            ("kube-scheduler", self._start_scheduler)):
+            proc = self._procs.pop(name, None)
+            if proc is not None:
+                proc.stop()
+                start()
 
     def stop_apiserver(self) -> None:
         """Stop kube-apiserver alone (``start_apiserver()`` brings it back)."""
@@ -235,6 +250,7 @@ class LocalCluster:
         with self._lock:
             if "kube-apiserver" not in self._procs:
                 self._start_apiserver()
+                self._restart_controllers()
 
     def compact(self, *, restart_apiserver: bool = True) -> int:
         """Compact etcd to its current revision; returns that revision.
