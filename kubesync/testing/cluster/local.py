@@ -426,20 +426,25 @@ class LocalCluster:
             return r.status_code == 200
         return ready
 
-    def _start_scheduler(self) -> None:
+    def _start_component(self, name: str, extra: List[str]) -> None:
+        """kube-controller-manager or kube-scheduler: our kubeconfig, alone, health-checked."""
         assert self.dir is not None
         port = free_port()
         argv = [
-            self._bins["kube-scheduler"],
+            self._bins[name],
             f"--kubeconfig={self.dir / 'kubeconfig'}",
             "--leader-elect=false",
             "--bind-address=127.0.0.1", f"--secure-port={port}",
+            *extra,
         ]
-        proc = Proc("kube-scheduler", argv, self.dir / "kube-scheduler.log")
+        proc = Proc(name, argv, self.dir / f"{name}.log")
         proc.start()
-        self._procs["kube-scheduler"] = proc
+        self._procs[name] = proc
         with _no_insecure_warnings():
             self._wait(proc, self._health_ready(port))
+
+    def _start_scheduler(self) -> None:
+        self._start_component("kube-scheduler", [])
 
     def _start_node(self, node: Node) -> None:
         try:
@@ -463,14 +468,9 @@ class LocalCluster:
         node.wait_ready(self._get, NODE_TIMEOUT, wait)
 
     def _start_controller_manager(self) -> None:
-        assert self.dir is not None and self.pki is not None
+        assert self.pki is not None
         p = self.pki
-        port = free_port()
-        argv = [
-            self._bins["kube-controller-manager"],
-            f"--kubeconfig={self.dir / 'kubeconfig'}",
-            "--leader-elect=false",
-            "--bind-address=127.0.0.1", f"--secure-port={port}",
+        args = [
             f"--service-account-private-key-file={p.sa_key}",
             f"--root-ca-file={p.ca.cert}",
             "--use-service-account-credentials=false",
@@ -480,7 +480,7 @@ class LocalCluster:
             "--kube-api-qps=500", "--kube-api-burst=1000",
         ]
         if self._minor < (1, 24):
-            argv.append("--port=0")  # the insecure port: on by default before 1.24
+            args.append("--port=0")  # the insecure port: on by default before 1.24
         # The cloud controllers left kube-controller-manager after 1.20; no cloud here.
         off = ["-route", "-service", "-cloud-node-lifecycle"] if self._minor < (1, 24) else []
         # No pod CIDRs to hand out: the CNI's IPAM has its own range.
@@ -489,12 +489,8 @@ class LocalCluster:
             # No nodes here: keep the node-facing controllers quiet.
             off += ["-nodelifecycle", "-attachdetach", "-persistentvolume-binder",
                     "-persistentvolume-expander", "-csrsigning"]
-        argv.append("--controllers=" + ",".join(["*", *off]))
-        proc = Proc("kube-controller-manager", argv, self.dir / "kube-controller-manager.log")
-        proc.start()
-        self._procs["kube-controller-manager"] = proc
-        with _no_insecure_warnings():
-            self._wait(proc, self._health_ready(port))
+        args.append("--controllers=" + ",".join(["*", *off]))
+        self._start_component("kube-controller-manager", args)
 
     def _wait(self, proc: Proc, ready: Callable[[], bool]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
