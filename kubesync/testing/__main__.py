@@ -30,7 +30,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="a control plane alone: no node, no pod runs")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run")
     args = parser.parse_args(argv)
-    command = [c for c in args.command if c != "--"] if args.command[:1] == ["--"] else args.command
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
     with LocalCluster(version=args.version, node=args.node) as cluster:
         node = f", node {cluster.node_name}" if cluster.node_name else ", no node"
         print(f"local cluster {cluster.server_version} at {cluster.server}{node}; "

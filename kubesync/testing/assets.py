@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 import attrs
 
@@ -32,7 +32,7 @@ BINARIES = ("etcd", "etcdctl", "kube-apiserver", "kube-controller-manager")
 NODE_K8S_BINARIES = ("kube-scheduler", "kubelet")
 #: The node's container runtime, from the install script's ``node/`` folder.
 RUNTIME_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr", "runc")
-CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+CNI_PLUGINS = ("bridge", "host-local", "loopback")
 IMAGES = ("busybox", "pause")
 
 
@@ -64,7 +64,11 @@ def version_folder(base: Path, version: str) -> Optional[Path]:
     return base / max(matches, key=_version_key) if matches else None
 
 
-def _search_path(version: Optional[str]) -> List[Optional[Path]]:
+#: In a search path: look the binary up on PATH.
+_ON_PATH = "PATH"
+
+
+def _search_path(version: Optional[str]) -> List[Union[Path, str]]:
     env = os.environ.get(ASSETS_ENV)
     folders: List[Optional[Path]] = []
     if env:
@@ -72,8 +76,7 @@ def _search_path(version: Optional[str]) -> List[Optional[Path]]:
             folders.append(version_folder(Path(env), version))
         folders.append(Path(env))
     folders.append(version_folder(cache_folder(), version) if version else cache_folder())
-    folders.append(None)  # PATH
-    return folders
+    return [f for f in folders if f is not None] + [_ON_PATH]
 
 
 def find_binaries(
@@ -89,10 +92,10 @@ def find_binaries(
     for name in names:
         path = None
         for folder in _search_path(version):
-            if folder is None:
+            if folder == _ON_PATH:
                 path = shutil.which(name)
             else:
-                candidate = folder / name
+                candidate = Path(folder) / name
                 if candidate.is_file() and os.access(candidate, os.X_OK):
                     path = str(candidate)
             if path:

@@ -157,9 +157,14 @@ def kube_cluster(pytestconfig: pytest.Config) -> Iterator[Any]:
         cluster.start()
         yield cluster
     finally:
-        cluster.stop()
         if ours and signal.getsignal(signal.SIGTERM) is _interrupt:
-            signal.signal(signal.SIGTERM, previous)
+            # A second SIGTERM must not cut the stop short (the node undoes host changes).
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            cluster.stop()
+        finally:
+            if ours and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+                signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import sys
 import tarfile
 from typing import Any, Dict, List, Tuple
 
-#: The names the cluster's pods use; kubesync.testing.images repeats them for users.
+#: The names the cluster's pods use; kubesync.testing.TEST_IMAGE and PAUSE_IMAGE repeat them.
 BUSYBOX_REF = "kubesync.local/busybox:1"
 PAUSE_REF = "kubesync.local/pause:1"
 

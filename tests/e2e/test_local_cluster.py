@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from kubesync.testing import LocalCluster
-from kubesync.testing.cluster import sweep_stale_folders
+from kubesync.testing.cluster import hostres, sweep_stale_folders
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
@@ -135,19 +135,31 @@ def cluster_args(pytestconfig: pytest.Config) -> Dict[str, Any]:
 
 
 def test_stop_leaves_no_process_and_no_folder(cluster_args: Dict[str, Any]) -> None:
+    before = _host_state()
     cluster = LocalCluster(controller_manager=True, **cluster_args)
     cluster.start()
     pids = cluster.pids()
     folder = cluster.dir
     assert folder is not None and folder.is_dir()
     wanted = {"etcd", "kube-apiserver", "kube-controller-manager"}
+    node = cluster._node
     if cluster_args["node"]:
         wanted |= {"kube-scheduler", "node"}
+        assert node is not None
+        init = node._init_pid()
+        assert init is not None
+        # nodeinit, containerd and the kubelet at least.
+        node_pids = _node_processes(init, node.cgroup_root)
+        assert len(node_pids) >= 3, node_pids
+        assert node.bridge in _links()
+    else:
+        node_pids = []
     assert set(pids) == wanted
     assert all(_alive(p) for p in pids.values())
     cluster.stop()
     assert not folder.exists()
-    assert not any(_alive(p) for p in pids.values())
+    assert not any(_alive(p) for p in [*pids.values(), *node_pids])
+    assert _host_state() == before
 
 
 def test_stop_runs_when_the_body_of_the_with_block_fails(cluster_args: Dict[str, Any]) -> None:
@@ -177,12 +189,12 @@ from kubesync.models.meta_v1 import ObjectMeta
 from kubesync.runtime.conditions import is_pod_running
 from kubesync.runtime.wait import await_condition
 from kubesync.testing import TEST_IMAGE, LocalCluster
-from tests.helpers import eventually
+from tests.helpers import eventually, served
 
-cluster = LocalCluster(base_dir=sys.argv[1]).start()
+cluster = LocalCluster(base_dir=sys.argv[1], version=sys.argv[2]).start()
 client = Client(Config.from_kubeconfig(cluster.kubeconfig_path))
-eventually(lambda: client.request(
-    "GET", "/api/v1/namespaces/default/serviceaccounts/default"), 30, "default SA")
+eventually(lambda: served(client, "/api/v1/namespaces/default/serviceaccounts/default"),
+           30, "default SA")
 pods = Api(client, Pod, namespace="default")
 pods.create(Pod(metadata=ObjectMeta(name="doomed"), spec=PodSpec(containers=[
     Container(name="main", image=TEST_IMAGE, command=["sleep", "3600"])])))
@@ -216,39 +228,76 @@ def _node_processes(init_pid: int, cgroup_root: str) -> List[int]:
     return sorted(found)
 
 
+def _any_process_in(ns: str) -> bool:
+    return any(entry.isdigit() and _pid_ns(int(entry)) == ns for entry in os.listdir("/proc"))
+
+
 def _links() -> List[str]:
     out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
     return [line.split(":")[1].strip().split("@")[0] for line in out.stdout.splitlines()]
 
 
+def _ports_of(bridge: str) -> List[str]:
+    """The host ends of the pods' veth pairs on ``bridge``."""
+    out = subprocess.run(["ip", "-o", "link", "show", "master", bridge],
+                         capture_output=True, text=True, check=False)
+    return [line.split(":")[1].strip().split("@")[0] for line in out.stdout.splitlines()]
+
+
+def _host_state() -> Dict[str, Any]:
+    """What a node could change on the machine, outside its folder."""
+    sysctls = {}
+    for name in hostres.SYSCTLS:
+        with open("/proc/sys/" + name.replace(".", "/")) as f:
+            sysctls[name] = f.read().strip()
+    with open("/proc/self/mountinfo") as f:
+        mounts = sorted(line.split(" - ")[0].split(" ", 4)[4] for line in f)
+    tables = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False)
+    return {
+        # Other clusters' pods come and go (their veths): each test checks its own ports.
+        "links": sorted(name for name in _links() if not name.startswith("veth")),
+        "mounts": mounts,
+        "sysctls": sysctls,
+        "iptables": [line for line in tables.stdout.splitlines()
+                     if line and not line.startswith("#")],
+        "cgroups": sorted(glob.glob("/sys/fs/cgroup/*/kubesync-*")),
+        "paths": {p: os.path.exists(p) for p in ("/var/log/containers", "/opt/containerd",
+                                                  "/usr/libexec/kubernetes", "/etc/cni")},
+    }
+
+
 @pytest.mark.kube_node
-def test_a_killed_run_leaves_no_process_mount_interface_or_cgroup(
-    cluster_args: Dict[str, Any], tmp_path: Path
-) -> None:
+def test_a_killed_run_leaves_nothing_behind(cluster_args: Dict[str, Any]) -> None:
+    before = _host_state()
     base = tempfile.mkdtemp(prefix="kubesync-killed-", dir="/dev/shm")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_CHILD, base, cluster_args["version"]],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(Path(__file__).parents[2]),
+        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2])),
+    )
     try:
-        child = subprocess.Popen(
-            [sys.executable, "-c", _KILLED_CHILD, base], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, cwd=str(Path(__file__).parents[2]),
-            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2])),
-        )
         assert child.stdout is not None
         info = json.loads(child.stdout.readline() or "{}")
         assert info, f"the child cluster did not start (exit {child.wait(60)})"
+        ns = _pid_ns(info["init"])
         procs = _node_processes(info["init"], info["cgroup_root"])
         # nodeinit, containerd, the kubelet, a shim, pause and the pod's sleep at least.
         assert len(procs) >= 6, procs
         assert info["bridge"] in _links()
+        ports = _ports_of(info["bridge"])
+        assert len(ports) == 1, ports  # the running pod's
         child.kill()  # no clean-up code of ours runs in the child
         child.wait(30)
-        eventually(lambda: not any(_alive(p) for p in procs), 60, "every node process gone")
+        eventually(lambda: not _any_process_in(ns), 60, "the node's PID namespace empty")
+        assert not any(_alive(p) for p in procs)
         eventually(lambda: info["bridge"] not in _links(), 30, "the bridge gone")
-        assert not glob.glob(f"/sys/fs/cgroup/*{info['cgroup_root']}")
-        # The mounts lived in the node's mount namespace, which died with its processes;
-        # none ever showed in ours.
-        with open("/proc/self/mountinfo") as f:
-            assert info["dir"] not in f.read()
-        # The folder stays until the next start sweeps it.
+        assert not set(ports) & set(_links())
+        # Sysctls put back, no mount, link, cgroup, rule or file of the node's on the
+        # machine; the folder stays until the next start sweeps it.
+        assert _host_state() == before
         assert sweep_stale_folders(base) == [info["dir"]]
     finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(30)
         shutil.rmtree(base, ignore_errors=True)

@@ -90,7 +90,7 @@ def test_a_busybox_pod_runs_gets_an_ip_and_its_logs_are_read(
     assert running is not None and running.status is not None
     assert running.spec is not None and running.spec.node_name == kube_cluster.node_name
     ip = ipaddress.ip_address(running.status.pod_ip or "")
-    assert ip.is_private and str(ip) != "127.0.0.1"
+    assert ip in ipaddress.ip_network(kube_cluster.pod_subnet)
     # The kubelet serves the log; it is written as the container runs.
     eventually(lambda: pods.logs("hello") == "one\ntwo\nthree\n", RUN_TIMEOUT, "three lines")
     assert pods.logs("hello", tail_lines=1) == "three\n"
@@ -119,22 +119,31 @@ def test_following_a_log_yields_lines_as_the_container_writes_them(
     got_first = threading.Event()
     done = threading.Event()
 
+    failed: List[BaseException] = []
+
     def follow() -> None:
-        for line in pods.logs("talker", follow=True):
-            seen.append(line)
-            if line == "first":
-                got_first.set()
-            if line == "second":
-                done.set()
-                return
+        try:
+            for line in pods.logs("talker", follow=True):
+                seen.append(line)
+                if line == "first":
+                    got_first.set()
+                if line == "second":
+                    return
+        except BaseException as e:  # reported by the test, not lost in the thread
+            failed.append(e)
+            got_first.set()
+        finally:
+            done.set()
 
     reader = threading.Thread(target=follow, name="test-log-follow", daemon=True)
     reader.start()
     assert got_first.wait(RUN_TIMEOUT)
+    assert not failed, failed
     assert seen == ["first"]  # the container holds at the gate
     cms.patch("gate", _merge({"data": {"open": "yes"}}))
     assert done.wait(RUN_TIMEOUT), f"no second line after the gate opened: {seen}"
     reader.join(10)
+    assert not reader.is_alive() and not failed, failed
     assert seen == ["first", "second"]
 
 
@@ -194,17 +203,37 @@ def test_eviction_deletes_a_running_pod(kube_client: Any, kube_namespace: str) -
 
 
 @pytest.mark.kube_node
-def test_is_pod_running_waits_for_the_container_not_the_object(
+def test_is_pod_running_holds_only_once_the_pod_runs(
     kube_client: Any, kube_namespace: str
 ) -> None:
+    cms = Api(kube_client, ConfigMap, namespace=kube_namespace)
+    cms.create(ConfigMap(metadata=ObjectMeta(name="gate"), data={"open": "no"}))
     pods = Api(kube_client, Pod, namespace=kube_namespace)
-    created = pods.create(_pod("slow", "exec sleep 3600"))
-    assert created.status is None or created.status.phase in (None, "Pending")
-    running = await_condition(pods, "slow", is_pod_running(), timeout=RUN_TIMEOUT)
-    assert running is not None and running.status is not None
-    statuses = running.status.container_statuses or []
+    # An init container holds the pod in Pending until the test opens the gate.
+    pod = _pod("slow", "exec sleep 3600",
+               volumes=[Volume(name="gate", config_map=ConfigMapVolumeSource(name="gate"))])
+    assert pod.spec is not None
+    pod.spec.init_containers = [Container(
+        name="wait", image=TEST_IMAGE, command=["sh", "-c",
+                                                "until grep -q yes /gate/open; do sleep 0.2; done"],
+        volume_mounts=[VolumeMount(name="gate", mount_path="/gate")])]
+    pods.create(pod)
+    running = is_pod_running()
+
+    def init_running() -> bool:
+        st = pods.get("slow").status
+        inits = (st.init_container_statuses or []) if st else []
+        return bool(inits and inits[0].state and inits[0].state.running)
+
+    eventually(init_running, RUN_TIMEOUT, "the init container running")
+    held = pods.get("slow")
+    assert held.status is not None and held.status.phase == "Pending"
+    assert not running(held)
+    cms.patch("gate", _merge({"data": {"open": "yes"}}))
+    done = await_condition(pods, "slow", running, timeout=RUN_TIMEOUT)
+    assert done is not None and done.status is not None and done.status.phase == "Running"
+    statuses = done.status.container_statuses or []
     assert [s.name for s in statuses] == ["main"]
-    assert statuses[0].state is not None and statuses[0].state.running is not None
 
 
 @pytest.mark.kube_node

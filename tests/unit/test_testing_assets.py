@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,7 +20,7 @@ from kubesync.testing.assets import (
     find_node_assets,
     version_folder,
 )
-from kubesync.testing.cluster import sweep, sweep_stale_folders
+from kubesync.testing.cluster import hostres, sweep_stale_folders
 
 
 def _exe(folder: Path, name: str) -> Path:
@@ -64,18 +64,36 @@ def test_missing_binaries_name_the_env_var_and_the_install_script(
     assert "kube-apiserver" in text and "etcd" in text
 
 
-def test_sweep_removes_folders_of_dead_owners_only(tmp_path: Path) -> None:
-    dead = tmp_path / "kubesync-cluster-dead"
-    live = tmp_path / "kubesync-cluster-live"
+def _cluster_folder(base: Path, name: str) -> Path:
+    folder = base / f"kubesync-cluster-{name}"
+    folder.mkdir()
+    (folder / "owner.lock").write_text("")
+    return folder
+
+
+def test_sweep_removes_folders_nobody_holds_locked_only(tmp_path: Path) -> None:
+    dead = _cluster_folder(tmp_path, "dead")
+    live = _cluster_folder(tmp_path, "live")
+    stopping = _cluster_folder(tmp_path, "stopping")  # its owner is gone, its node is not
+    (stopping / "node").mkdir()
+    (stopping / "node" / "node.lock").write_text("")
+    legacy = tmp_path / "kubesync-cluster-legacy"  # no lock file: not ours to judge
+    legacy.mkdir()
     other = tmp_path / "not-ours"
-    for d in (dead, live, other):
-        d.mkdir()
-    # A pid that cannot exist (above the kernel's pid_max of 2**22).
-    (dead / "owner.pid").write_text(str(2**22 + 1))
-    (live / "owner.pid").write_text(str(os.getpid()))
-    removed = sweep_stale_folders(str(tmp_path))
-    assert removed == [str(dead)]
-    assert live.exists() and other.exists() and not dead.exists()
+    other.mkdir()
+    link = tmp_path / "kubesync-cluster-link"
+    link.symlink_to(other)
+    with open(live / "owner.lock") as held, open(stopping / "node" / "node.lock") as node:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        fcntl.flock(node, fcntl.LOCK_EX)
+        # The sweep runs in another process, as a second test run would.
+        out = subprocess.run(
+            [sys.executable, "-c", "import sys; from kubesync.testing.cluster import "
+             "sweep_stale_folders as s; print(s(sys.argv[1]))", str(tmp_path)],
+            capture_output=True, text=True, check=True).stdout
+    assert out.strip() == repr([str(dead)])
+    assert live.exists() and stopping.exists() and legacy.exists() and other.exists()
+    assert link.is_symlink() and not dead.exists()
 
 
 def test_a_version_resolves_to_its_newest_patch_folder(tmp_path: Path) -> None:
@@ -119,23 +137,56 @@ def test_missing_node_assets_say_how_to_build_them_or_go_without(
     assert str(tmp_path / "test-assets" / "node") in text
 
 
-def test_sweep_releases_the_bridge_and_cgroups_a_dead_node_wrote_down(
+def test_sweep_releases_what_a_dead_node_wrote_down_and_nothing_else(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     released: List[str] = []
-    monkeypatch.setattr(sweep, "delete_bridge", lambda name: released.append(name))
-    monkeypatch.setattr(sweep, "remove_cgroups", lambda root: released.append(root))
-    dead = tmp_path / "kubesync-cluster-dead"
-    dead.mkdir()
-    (dead / "owner.pid").write_text(str(2**22 + 1))
+    monkeypatch.setattr(hostres, "delete_bridge", lambda name: released.append(name))
+    monkeypatch.setattr(hostres, "remove_cgroups", lambda root: released.append(root))
+    monkeypatch.setattr(hostres, "restore_sysctls", lambda path: released.append(path))
+    dead = _cluster_folder(tmp_path, "dead")
     (dead / "node-resources.json").write_text(
         json.dumps({"bridge": "ks-0a1b2c3d", "cgroup_root": "/kubesync-0a1b2c3d"}))
     # Names that are not ours are never touched, whatever the file says.
-    odd = tmp_path / "kubesync-cluster-odd"
-    odd.mkdir()
-    (odd / "node-resources.json").write_text(json.dumps({"bridge": "eth0", "cgroup_root": "/"}))
+    odd = _cluster_folder(tmp_path, "odd")
+    (odd / "node-resources.json").write_text(json.dumps(
+        {"bridge": "eth0", "cgroup_root": "/kubesync-0a1b2c3d/../.."}))
     assert sorted(sweep_stale_folders(str(tmp_path))) == [str(dead), str(odd)]
-    assert released == ["ks-0a1b2c3d", "/kubesync-0a1b2c3d"]
+    assert sorted(released) == sorted([
+        "ks-0a1b2c3d", "/kubesync-0a1b2c3d",
+        str(dead / "node" / "sysctls.json"), str(odd / "node" / "sysctls.json")])
+
+
+def test_saved_kernel_settings_are_put_back_and_only_known_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc = tmp_path / "proc"
+    monkeypatch.setattr(hostres, "_sysctl_path", lambda name: str(proc / name))
+    proc.mkdir()
+    (proc / "kernel.panic").write_text("0\n")
+    (proc / "vm.overcommit_memory").write_text("0\n")
+    saved = tmp_path / "sysctls.json"
+    hostres.save_sysctls(str(saved))
+    (proc / "kernel.panic").write_text("10\n")  # as the kubelet sets it
+    hostres.save_sysctls(str(saved))  # a second save keeps the first values
+    saved.write_text(json.dumps({**json.loads(saved.read_text()), "kernel.modprobe": "/x"}))
+    hostres.restore_sysctls(str(saved))
+    assert (proc / "kernel.panic").read_text() == "0"
+    assert not (proc / "kernel.modprobe").exists()
+
+
+def test_a_flat_assets_folder_wins_over_a_decoy_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flat, on_path = tmp_path / "flat", tmp_path / "path"
+    flat.mkdir()
+    on_path.mkdir()
+    _exe(flat, "kubelet")
+    _exe(on_path, "kubelet")
+    monkeypatch.setenv("KUBESYNC_TEST_ASSETS", str(flat))
+    monkeypatch.setenv("KUBESYNC_CACHE", str(tmp_path / "nothing"))
+    monkeypatch.setenv("PATH", str(on_path))
+    assert find_binaries(["kubelet"], version="1.37") == {"kubelet": str(flat / "kubelet")}
 
 
 def test_the_test_images_are_byte_reproducible(tmp_path: Path) -> None:
@@ -151,5 +202,8 @@ def test_the_test_images_are_byte_reproducible(tmp_path: Path) -> None:
     assert outs[0] == outs[1]
     with tarfile.open(tmp_path / "image1.tar") as tar:
         index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+        mtimes = {m.mtime for m in tar.getmembers()}
     annotations = index["manifests"][0]["annotations"]
     assert annotations["io.containerd.image.name"] == TEST_IMAGE
+    # Fixed times, not the clock's: the digest changes only with the content.
+    assert mtimes == {1_700_000_000}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 import requests
 import urllib3
@@ -35,12 +36,14 @@ from kubesync.testing.assets import (
     NEWEST,
     NODE_K8S_BINARIES,
     OLDEST,
+    MissingBinaries,
+    NodeAssets,
     find_binaries,
     find_node_assets,
 )
-from kubesync.testing.cluster.node import NODE_NAME, Node
+from kubesync.testing.cluster.node import NODE_NAME, Node, check_can_run
 from kubesync.testing.cluster.procs import Proc, free_port
-from kubesync.testing.cluster.sweep import PREFIX, sweep_stale_folders
+from kubesync.testing.cluster.sweep import OWNER_LOCK, PREFIX, sweep_stale_folders
 from kubesync.testing.pki import Pki, make_pki
 
 log = logging.getLogger("kubesync.testing")
@@ -121,6 +124,7 @@ class LocalCluster:
         self.tokens: Dict[str, str] = {}
         self._procs: Dict[str, Proc] = {}
         self._node: Optional[Node] = None
+        self._owner_lock: Optional[IO[str]] = None
         self._bins: Dict[str, str] = {}
         self._lock = threading.RLock()
 
@@ -146,15 +150,19 @@ class LocalCluster:
         with self._lock:
             if self.dir is not None:
                 return self
-            names = BINARIES + (NODE_K8S_BINARIES if self.node else ())
-            self._bins = find_binaries(names, version=self.version)
-            node_assets = find_node_assets() if self.node else None
+            self._bins = find_binaries(BINARIES, version=self.version)
+            node_assets = None
+            if self.node:
+                node_assets = self._node_assets()
+                try:
+                    check_can_run(Path(self._base_dir), node_assets)
+                except (PermissionError, FileNotFoundError, ValueError) as e:
+                    raise ClusterError(f"cannot start the node: {e}") from None
             sweep_stale_folders(self._base_dir)
-            self.dir = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self._base_dir))
+            self.dir = self._make_folder()
             with _live_lock:
                 _live.add(self)
             try:
-                (self.dir / "owner.pid").write_text(str(os.getpid()))
                 self.pki = make_pki(self.dir, node_name=self.node_name)
                 self.tokens = {"token": secrets.token_hex(24), "nobody": secrets.token_hex(24)}
                 self._write_token_file()
@@ -189,6 +197,9 @@ class LocalCluster:
             if self.dir is not None:
                 shutil.rmtree(self.dir, ignore_errors=True)
                 self.dir = None
+            if self._owner_lock is not None:
+                self._owner_lock.close()
+                self._owner_lock = None
             with _live_lock:
                 _live.discard(self)
 
@@ -202,6 +213,37 @@ class LocalCluster:
         tb: Optional[TracebackType],
     ) -> None:
         self.stop()
+
+    @property
+    def pod_subnet(self) -> Optional[str]:
+        """The node's pod network ("10.X.Y.0/24"), or None without a node."""
+        return self._node.pod_subnet if self._node is not None else None
+
+    def _node_assets(self) -> NodeAssets:
+        try:
+            self._bins.update(find_binaries(NODE_K8S_BINARIES, version=self.version))
+        except MissingBinaries:
+            if _version_tuple(NEWEST) != self._minor:
+                raise ClusterError(
+                    f"a node on Kubernetes {self.version} needs its kube-scheduler and kubelet, "
+                    f"which scripts/install-test-cluster builds only for {NEWEST}: go without "
+                    "the node (LocalCluster(node=False), pytest --no-kube-node or "
+                    "KUBESYNC_TEST_NODE=0)"
+                ) from None
+            raise
+        return find_node_assets()
+
+    def _make_folder(self) -> Path:
+        """The private folder, locked before the sweep can see its name (see sweep.py)."""
+        tmp = Path(tempfile.mkdtemp(prefix=".kubesync-new-", dir=self._base_dir))
+        self._owner_lock = open(tmp / OWNER_LOCK, "w")  # held, and so locked, while we run
+        fcntl.flock(self._owner_lock, fcntl.LOCK_EX)
+        self._owner_lock.write(str(os.getpid()))
+        self._owner_lock.flush()
+        final = Path(tempfile.mkdtemp(prefix=PREFIX, dir=self._base_dir))
+        os.rmdir(final)
+        os.rename(tmp, final)
+        return final
 
     def pids(self) -> Dict[str, int]:
         """The running components' process ids (for tests that check cleanup)."""
@@ -447,10 +489,7 @@ class LocalCluster:
         self._start_component("kube-scheduler", [])
 
     def _start_node(self, node: Node) -> None:
-        try:
-            node.start()
-        except (PermissionError, FileNotFoundError) as e:
-            raise ClusterError(f"cannot start the node: {e}") from None
+        node.start()
 
         def wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
             deadline = time.monotonic() + timeout
@@ -490,6 +529,9 @@ class LocalCluster:
             off += ["-nodelifecycle", "-attachdetach", "-persistentvolume-binder",
                     "-persistentvolume-expander", "-csrsigning"]
         args.append("--controllers=" + ",".join(["*", *off]))
+        assert self.dir is not None
+        # Its default is under /usr/libexec, which it would create on the machine.
+        args.append(f"--flex-volume-plugin-dir={self.dir / 'flexvolume'}")
         self._start_component("kube-controller-manager", args)
 
     def _wait(self, proc: Proc, ready: Callable[[], bool]) -> None:

@@ -1,27 +1,32 @@
 """The local cluster's node: a kubelet on containerd + runc, pods on a bridge network.
 
-Everything the node writes lives in the cluster's folder (containerd's root and state,
-the kubelet's root, pod logs, CNI and IPAM state); what cannot be pointed there
-(``/run``, ``/var/lib``) is a private tmpfs inside the node's mount namespace. Outside
-the folder the node makes exactly two things, both named after the cluster and removed on
-stop or by the next start's sweep: a bridge interface for the pod network and a cgroup
-subtree. :mod:`kubesync.testing.cluster.nodeinit` says how the namespaces keep a killed
-run from leaving processes or mounts behind.
+Everything the node writes lives in the cluster's folder (containerd's root, state and
+``opt``, the kubelet's root, pod logs, CNI and IPAM state); what cannot be pointed there
+(``/run``, ``/var/lib``, ``/var/log``) is a private tmpfs inside the node's mount
+namespace. On the machine itself the node makes a bridge interface for the pod network
+and a cgroup subtree, both named after the cluster, and the kubelet and the CNI bridge
+change a few kernel settings (:data:`hostres.SYSCTLS`), saved first. All of it is undone
+on stop, or from the records in the folder after a killed run (:mod:`.hostres`);
+:mod:`.nodeinit` says how the namespaces keep a killed run from leaving processes or
+mounts behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from kubesync.testing.assets import NodeAssets
-from kubesync.testing.cluster.procs import Proc, free_port, tail
+from kubesync.testing.cluster import hostres
+from kubesync.testing.cluster.procs import Proc, free_ports, tail
 from kubesync.testing.pki import Pki
 
 #: The node's name (the kubelet's certificate is for ``system:node:<name>``).
@@ -31,8 +36,48 @@ TEST_IMAGE = "kubesync.local/busybox:1"
 #: The pod sandbox image, around a ``pause`` command of ours.
 PAUSE_IMAGE = "kubesync.local/pause:1"
 #: Written into the cluster folder; the sweep reads it to clean up after a killed run.
-RESOURCES_FILE = "node-resources.json"  # read by sweep.py
+RESOURCES_FILE = "node-resources.json"
+#: In the node's folder: the kernel settings as they were before the node changed them.
+SYSCTLS_FILE = "sysctls.json"
+#: In the node's folder: held by nodeinit while it runs (the sweep leaves a held one alone).
+NODE_LOCK = "node.lock"
+#: Private tmpfs inside the node's mount namespace (they hide what the machine has there).
+PRIVATE_DIRS = ("/run", "/var/lib", "/var/log")
 _SNAPSHOTTER = "overlayfs"
+
+
+def check_can_run(folder: Path, assets: NodeAssets) -> None:
+    """Refuse at once what would make the node fail later, saying why."""
+    if os.geteuid() != 0:
+        raise PermissionError(
+            "a local cluster with a node runs containerd and the kubelet, which need root: "
+            "run as root, or go without the node (LocalCluster(node=False), pytest "
+            "--no-kube-node or KUBESYNC_TEST_NODE=0)"
+        )
+    for tool in ("unshare", "mount", "ip"):
+        if shutil.which(tool) is None:
+            raise FileNotFoundError(f"a local cluster with a node needs the `{tool}` command")
+    needed = {"the cluster folder": str(folder), "the node's binaries": assets.cni_dir,
+              "Python": sys.prefix}
+    for what, path in needed.items():
+        for private in PRIVATE_DIRS:
+            if os.path.realpath(path).startswith(private + "/"):
+                raise ValueError(
+                    f"{what} ({path}) is under {private}, which the node hides behind a "
+                    "private tmpfs; put it elsewhere (KUBESYNC_TEST_TMPDIR, KUBESYNC_CACHE)")
+
+
+def _free_subnet() -> str:
+    """``10.X.Y`` of a /24 in 10.200.0.0/13 that no address or route of this machine uses."""
+    used = subprocess.run(["ip", "-4", "-o", "route", "show", "table", "all"],
+                          capture_output=True, text=True, check=False).stdout
+    used += subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True,
+                           check=False).stdout
+    for _ in range(64):
+        net = f"10.{200 + secrets.randbelow(8)}.{secrets.randbelow(256)}"
+        if f"{net}." not in used:
+            return net
+    raise RuntimeError("no free /24 for the pod network in 10.200.0.0/13")
 
 
 class Node:
@@ -60,49 +105,65 @@ class Node:
         #: Bridge names are at most 15 bytes.
         self.bridge = f"ks-{token}"
         self.cgroup_root = f"/kubesync-{token}"
-        # A /24 of 10.200.0.0/13 per cluster: two local clusters on one machine do not meet.
-        net = f"10.{200 + secrets.randbelow(8)}.{secrets.randbelow(256)}"
+        net = _free_subnet()
+        #: The pod network: a /24 of 10.200.0.0/13 that no address or route here uses.
         self.pod_subnet = f"{net}.0/24"
         #: The node's InternalIP: the pod network's gateway, on the node's bridge.
         self.ip = f"{net}.1"
         self.kubelet_port = 0
         self.healthz_port = 0
         self.proc: Optional[Proc] = None
+        self._alive_w: Optional[int] = None
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        if os.geteuid() != 0:
-            raise PermissionError(
-                "a local cluster with a node runs containerd and the kubelet, which need "
-                "root; run as root or start LocalCluster(node=False)"
-            )
-        for tool in ("unshare", "mount", "ip"):
-            if shutil.which(tool) is None:
-                raise FileNotFoundError(f"a local cluster with a node needs the `{tool}` command")
+        check_can_run(self.dir.parent, self.assets)
         self.dir.mkdir(mode=0o700)
         (self.dir.parent / RESOURCES_FILE).write_text(json.dumps(
-            {"bridge": self.bridge, "cgroup_root": self.cgroup_root}))
-        self.kubelet_port, self.healthz_port = free_port(), free_port()
-        config = self._write_configs()
-        argv = [
-            "unshare", "--pid", "--fork", "--kill-child=SIGTERM", "--mount",
-            "--propagation", "private", "--mount-proc",
-            sys.executable, "-m", "kubesync.testing.cluster.nodeinit", str(config),
-        ]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        # unshare ignores SIGTERM while it waits: it gets SIGKILL when we die, and then
-        # the kernel sends nodeinit SIGTERM (--kill-child), which cleans up.
-        self.proc = Proc("node", argv, self.dir / "nodeinit.log", env=env,
-                         death_signal=signal.SIGKILL)
-        self.proc.start()
+            {"bridge": self.bridge, "cgroup_root": self.cgroup_root,
+             "sysctls": str(self.dir / SYSCTLS_FILE)}))
+        self.kubelet_port, self.healthz_port = free_ports(2)
+        alive_r, self._alive_w = os.pipe()
+        try:
+            config = self._write_configs(alive_r)
+            argv = [
+                "unshare", "--pid", "--fork", "--kill-child=SIGTERM", "--mount",
+                "--propagation", "private", "--mount-proc",
+                # By path and standard library only: up and handling signals at once.
+                sys.executable, "-E", "-s", str(Path(__file__).with_name("nodeinit.py")),
+                str(config),
+            ]
+            # unshare blocks SIGTERM while it waits: it gets SIGKILL when we die, and then
+            # the kernel sends nodeinit SIGTERM (--kill-child); nodeinit also sees its
+            # pipe from us reach end-of-file.
+            self.proc = Proc("node", argv, self.dir / "nodeinit.log",
+                             death_signal=signal.SIGKILL, pass_fds=(alive_r,))
+            self.proc.start()
+        finally:
+            os.close(alive_r)
 
     def stop(self, timeout: float = 60.0) -> None:
+        """Close nodeinit's pipe and wait for it; then undo on the host what it left."""
         if self.proc is None:
             return
-        self.proc.stop(timeout, pid=self._init_pid())
+        if self._alive_w is not None:
+            os.close(self._alive_w)
+            self._alive_w = None
+        popen = self.proc.popen
+        if popen is not None:
+            try:
+                popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                # SIGKILL from outside the namespace cannot be blocked; its processes go too.
+                init = self._init_pid()
+                with contextlib.suppress(ProcessLookupError, TypeError):
+                    os.kill(init, signal.SIGKILL)  # type: ignore[arg-type]
+                popen.kill()
+                popen.wait(timeout)
+        self.proc.stop(timeout)
         self.proc = None
+        hostres.release(self.bridge, self.cgroup_root, str(self.dir / SYSCTLS_FILE))
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.running()
@@ -142,7 +203,7 @@ class Node:
 
     # -- configuration -----------------------------------------------------------------
 
-    def _write_configs(self) -> Path:
+    def _write_configs(self, alive_fd: int) -> Path:
         d = self.dir
         for sub in ("containerd", "kubelet", "pod-logs", "cni/net.d", "cni/ipam", "cni/cache",
                     "volume-plugins"):
@@ -157,9 +218,13 @@ class Node:
              os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")])
         cfg: Dict[str, Any] = {
             "env": {"PATH": path_env, "HOME": str(d)},
+            "alive_fd": alive_fd,
+            "lock": str(d / NODE_LOCK),
+            "sysctls": str(d / SYSCTLS_FILE),
             # Private in the node's mount namespace: containerd's shim sockets and runc
-            # state (/run/containerd, /run/runc), CNI's cache (/var/lib/cni), iptables' lock.
-            "tmpfs": ["/run", "/var/lib"],
+            # state (/run/containerd, /run/runc), CNI's cache (/var/lib/cni), iptables'
+            # lock, the kubelet's /var/log/containers links.
+            "tmpfs": list(PRIVATE_DIRS),
             "cgroup_root": self.cgroup_root,
             "bridge": self.bridge,
             "node_ip": self.ip,
@@ -193,6 +258,9 @@ root = "{d / 'root'}"
 state = "{d / 'state'}"
 # NRI would listen on /var/run/nri; nothing here uses it.
 disabled_plugins = ["io.containerd.nri.v1.nri"]
+
+[plugins.'io.containerd.internal.v1.opt']
+  path = "{d / 'opt'}"
 
 [grpc]
   address = "{socket_path}"

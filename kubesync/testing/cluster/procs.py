@@ -9,13 +9,23 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO, Dict, List, Optional
+from typing import IO, Dict, List, Optional, Tuple
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> List[int]:
+    """``n`` distinct free loopback ports (all held open until all are chosen)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def pid_alive(pid: int) -> bool:
@@ -28,14 +38,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _death_signal(sig: int) -> None:
+_PR_SET_PDEATHSIG = 1
+try:
+    # Loaded here, not in the forked child, where loading a library can deadlock on a lock
+    # another thread held at fork time.
+    _LIBC: Optional[ctypes.CDLL] = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:
+    _LIBC = None
+
+
+def _death_signal(sig: int, parent: int) -> None:
     """Runs in the child before exec: the kernel sends ``sig`` when its parent goes away."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, sig)
-    except OSError:
-        pass
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, sig)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), sig)
 
 
 class Proc:
@@ -53,26 +70,34 @@ class Proc:
         *,
         env: Optional[Dict[str, str]] = None,
         death_signal: int = signal.SIGTERM,
+        pass_fds: Tuple[int, ...] = (),
     ):
         self.name = name
         self.argv = argv
         self.log_path = log_path
         self.env = env
         self.death_signal = death_signal
+        self.pass_fds = pass_fds
         self.popen: Optional[subprocess.Popen[bytes]] = None
         self._log: Optional[IO[bytes]] = None
 
     def start(self) -> None:
         self._log = open(self.log_path, "ab")
-        sig = self.death_signal
+        sig, parent = self.death_signal, os.getpid()
         self.popen = subprocess.Popen(
             self.argv,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=self.env,
-            preexec_fn=(lambda: _death_signal(sig)) if sys.platform.startswith("linux") else None,
+            preexec_fn=(
+                (lambda: _death_signal(sig, parent)) if sys.platform.startswith("linux") else None
+            ),
             close_fds=True,
+            pass_fds=self.pass_fds,
+            # Its own session: Ctrl-C and a signal to our process group reach only us, and
+            # we stop the components in order.
+            start_new_session=True,
         )
 
     def running(self) -> bool:

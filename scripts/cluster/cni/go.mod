@@ -1,5 +1,5 @@
-// Builds the CNI plugins the test node's pod network uses (bridge, host-local, loopback,
-// portmap) from the published module.
+// Builds the CNI plugins the test node's pod network uses (bridge, host-local, loopback)
+// from the published module.
 module kubesync.test/cni
 
 go 1.26.8
@@ -13,7 +13,6 @@ require (
 	github.com/coreos/go-iptables v0.8.0 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/nftables v0.3.0 // indirect
-	github.com/mattn/go-shellwords v1.0.16 // indirect
 	github.com/mdlayher/netlink v1.11.2 // indirect
 	github.com/mdlayher/socket v0.6.1 // indirect
 	github.com/networkplumbing/go-nft v0.4.0 // indirect
