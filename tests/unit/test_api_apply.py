@@ -3,34 +3,26 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import responses
 
-from kubesync import Api, Client, Config, DynamicObject
+from kubesync import Api, Client, DynamicObject
 from kubesync.errors import UsageError
 from kubesync.models.apps_v1 import Deployment
 from kubesync.models.core_v1 import ConfigMap
 
-SERVER = "https://k8s.test"
+SERVER = "https://k8s.test"  # conftest.CANNED_SERVER, which the fixtures use
 CM_WEB = f"{SERVER}/api/v1/namespaces/ns/configmaps/web"
 
 pytestmark = pytest.mark.filterwarnings("ignore::kubesync.errors.InsecureTLSWarning")
 
 
 @pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock() as r:
-        yield r
-
-
-@pytest.fixture
-def client() -> Iterator[Client]:
-    c = Client(Config(server=SERVER, insecure_skip_tls_verify=True), retries=0)
-    yield c
-    c.close()
+def client(canned_client: Client) -> Client:
+    return canned_client
 
 
 def _answer(rsps: responses.RequestsMock) -> None:

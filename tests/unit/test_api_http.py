@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import responses
 
-from kubesync import Api, Client, Config
+from kubesync import Api, Client
 from kubesync.client import api as api_module
 from kubesync.client import watch
 from kubesync.core.params import Patch
@@ -20,7 +20,7 @@ from kubesync.errors import Conflict, Gone, ServerError, UsageError
 from kubesync.models.core_v1 import ConfigMap, Pod
 from kubesync.models.meta_v1 import ObjectMeta
 
-SERVER = "https://k8s.test"
+SERVER = "https://k8s.test"  # conftest.CANNED_SERVER, which the fixtures use
 PODS = f"{SERVER}/api/v1/namespaces/ns/pods"
 CMS = f"{SERVER}/api/v1/namespaces/ns/configmaps"
 
@@ -29,16 +29,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::kubesync.errors.InsecureTLSWarn
 
 
 @pytest.fixture
-def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock() as r:
-        yield r
-
-
-@pytest.fixture
-def client() -> Iterator[Client]:
-    c = Client(Config(server=SERVER, insecure_skip_tls_verify=True), retries=0)
-    yield c
-    c.close()
+def client(canned_client: Client) -> Client:
+    return canned_client
 
 
 def _query(call: responses.Call) -> dict:
