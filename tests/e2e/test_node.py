@@ -48,6 +48,30 @@ def _pod(name: str, script: str, **spec: Any) -> Pod:
     )
 
 
+#: A gate the test holds: a ConfigMap mounted at /gate, which the kubelet refreshes when
+#: the ConfigMap changes; a container waits at it with GATE_WAIT.
+GATE_WAIT = "until grep -q yes /gate/open; do sleep 0.2; done"
+
+
+def _gate(kube_client: Any, namespace: str) -> Api[ConfigMap]:
+    """Create the closed gate; ``_open(cms)`` opens it."""
+    cms = Api(kube_client, ConfigMap, namespace=namespace)
+    cms.create(ConfigMap(metadata=ObjectMeta(name="gate"), data={"open": "no"}))
+    return cms
+
+
+def _open(cms: Api[ConfigMap]) -> None:
+    cms.patch("gate", _merge({"data": {"open": "yes"}}))
+
+
+def _gate_volume() -> Volume:
+    return Volume(name="gate", config_map=ConfigMapVolumeSource(name="gate"))
+
+
+def _gate_mount() -> List[VolumeMount]:
+    return [VolumeMount(name="gate", mount_path="/gate")]
+
+
 def _template(app: str, script: str, restart: str) -> PodTemplateSpec:
     return PodTemplateSpec(
         metadata=ObjectMeta(labels={"app": app}),
@@ -103,16 +127,13 @@ def test_a_busybox_pod_runs_gets_an_ip_and_its_logs_are_read(
 def test_following_a_log_yields_lines_as_the_container_writes_them(
     kube_client: Any, kube_namespace: str
 ) -> None:
-    cms = Api(kube_client, ConfigMap, namespace=kube_namespace)
-    cms.create(ConfigMap(metadata=ObjectMeta(name="gate"), data={"open": "no"}))
+    cms = _gate(kube_client, kube_namespace)
     pods = Api(kube_client, Pod, namespace=kube_namespace)
-    # The container writes a line, then waits until the test opens the gate: a ConfigMap
-    # mounted as a volume, which the kubelet refreshes when the ConfigMap changes.
-    pod = _pod("talker", "echo first; until grep -q yes /gate/open; do sleep 0.2; done; "
-                         "echo second; exec sleep 3600",
-               volumes=[Volume(name="gate", config_map=ConfigMapVolumeSource(name="gate"))])
+    # The container writes a line, then waits until the test opens the gate.
+    pod = _pod("talker", f"echo first; {GATE_WAIT}; echo second; exec sleep 3600",
+               volumes=[_gate_volume()])
     assert pod.spec is not None
-    pod.spec.containers[0].volume_mounts = [VolumeMount(name="gate", mount_path="/gate")]
+    pod.spec.containers[0].volume_mounts = _gate_mount()
     pods.create(pod)
     await_condition(pods, "talker", is_pod_running(), timeout=RUN_TIMEOUT)
     seen: List[str] = []
@@ -140,7 +161,7 @@ def test_following_a_log_yields_lines_as_the_container_writes_them(
     assert got_first.wait(RUN_TIMEOUT)
     assert not failed, failed
     assert seen == ["first"]  # the container holds at the gate
-    cms.patch("gate", _merge({"data": {"open": "yes"}}))
+    _open(cms)
     assert done.wait(RUN_TIMEOUT), f"no second line after the gate opened: {seen}"
     reader.join(10)
     assert not reader.is_alive() and not failed, failed
@@ -206,17 +227,14 @@ def test_eviction_deletes_a_running_pod(kube_client: Any, kube_namespace: str) -
 def test_is_pod_running_holds_only_once_the_pod_runs(
     kube_client: Any, kube_namespace: str
 ) -> None:
-    cms = Api(kube_client, ConfigMap, namespace=kube_namespace)
-    cms.create(ConfigMap(metadata=ObjectMeta(name="gate"), data={"open": "no"}))
+    cms = _gate(kube_client, kube_namespace)
     pods = Api(kube_client, Pod, namespace=kube_namespace)
     # An init container holds the pod in Pending until the test opens the gate.
-    pod = _pod("slow", "exec sleep 3600",
-               volumes=[Volume(name="gate", config_map=ConfigMapVolumeSource(name="gate"))])
+    pod = _pod("slow", "exec sleep 3600", volumes=[_gate_volume()])
     assert pod.spec is not None
     pod.spec.init_containers = [Container(
-        name="wait", image=TEST_IMAGE, command=["sh", "-c",
-                                                "until grep -q yes /gate/open; do sleep 0.2; done"],
-        volume_mounts=[VolumeMount(name="gate", mount_path="/gate")])]
+        name="wait", image=TEST_IMAGE, command=["sh", "-c", GATE_WAIT],
+        volume_mounts=_gate_mount())]
     pods.create(pod)
     running = is_pod_running()
 
@@ -229,7 +247,7 @@ def test_is_pod_running_holds_only_once_the_pod_runs(
     held = pods.get("slow")
     assert held.status is not None and held.status.phase == "Pending"
     assert not running(held)
-    cms.patch("gate", _merge({"data": {"open": "yes"}}))
+    _open(cms)
     done = await_condition(pods, "slow", running, timeout=RUN_TIMEOUT)
     assert done is not None and done.status is not None and done.status.phase == "Running"
     statuses = done.status.container_statuses or []
