@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import keyword
 import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+
+from kubesync.codegen.naming import snake
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPEC = ROOT.parent / "shared" / "k8s-openapi" / "swagger-v1.36.json"
@@ -124,29 +125,14 @@ VERBS = {
     "deletecollection": "deletecollection",
 }
 
-# Names the camelCase splitter cannot get right alone.
-NAME_EXCEPTIONS = {"openAPIV3Schema": "open_api_v3_schema"}
-
 PATH_RE = re.compile(
     r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
     r"/(?P<ns>namespaces/\{namespace\}/)?(?P<plural>[^/{]+)"
     r"(?:/\{name\}(?:/(?P<sub>[^/{]+))?)?(?:/\{path\})?$"
 )
-TOKEN_RE = re.compile(
-    r"[A-Z]+[0-9]*s(?![a-z])|[A-Z]+[0-9]*(?=[A-Z][a-z]|$)|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+"
-)
 # Names that generated stubs import or use; a class or field must not shadow them.
 RESERVED = {"Any", "ClassVar", "Dict", "List", "Optional", "Union", "Model", "ApiResource",
             "Time", "MicroTime", "IntOrString", "Quantity", "attrs", "api_resource"}
-
-
-def snake(name: str) -> str:
-    """``podIPs`` -> ``pod_ips``, ``$ref`` -> ``ref``, ``continue`` -> ``continue_``."""
-    if name in NAME_EXCEPTIONS:
-        return NAME_EXCEPTIONS[name]
-    words = [t.lower() for chunk in re.split(r"[-_.$]", name) for t in TOKEN_RE.findall(chunk)]
-    result = "_".join(words)
-    return result + "_" if keyword.iskeyword(result) else result
 
 
 def module_of(definition: str) -> Optional[str]:

@@ -29,6 +29,7 @@ from typing import (
     Dict,
     Iterator,
     List,
+    Literal,
     Mapping,
     Optional,
     Tuple,
@@ -222,6 +223,10 @@ def codec_for(tp: Any) -> Codec:
         return codec_for(base)
     if tp is Any or tp is object:
         return Codec(enc=_encode_any)
+    if origin is Literal:
+        # An enum: checked for its JSON type only, so a value a newer server adds still
+        # reads (and goes back unchanged) instead of failing the whole object.
+        return Codec(check=tuple({type(v) for v in get_args(tp)}))
     if isinstance(tp, type) and origin is None:
         if issubclass(tp, View):
             return Codec(_view_decoder(tp), _encode_view)
@@ -296,6 +301,7 @@ _TYPE_NAMES: Dict[str, Any] = {
     "Any": Any,
     "Dict": Dict,
     "List": List,
+    "Literal": Literal,
     "Optional": Optional,
     "Union": Union,
     "Time": fieldtypes.Time,
