@@ -483,6 +483,7 @@ class Api(Generic[K]):
         field_selector: Selector = None, timeout_seconds: Optional[int] = None,
         bookmarks: bool = True, send_initial_events: bool = False,
         resource_version_match: Optional[str] = None, metadata_only: Literal[False] = False,
+        read_timeout: Optional[float] = None,
     ) -> WatchStream[K]: ...
 
     @overload
@@ -491,6 +492,7 @@ class Api(Generic[K]):
         field_selector: Selector = None, timeout_seconds: Optional[int] = None,
         bookmarks: bool = True, send_initial_events: bool = False,
         resource_version_match: Optional[str] = None, metadata_only: Literal[True],
+        read_timeout: Optional[float] = None,
     ) -> WatchStream[PartialObjectMetadata]: ...
 
     @overload
@@ -499,6 +501,7 @@ class Api(Generic[K]):
         field_selector: Selector = None, timeout_seconds: Optional[int] = None,
         bookmarks: bool = True, send_initial_events: bool = False,
         resource_version_match: Optional[str] = None, metadata_only: bool,
+        read_timeout: Optional[float] = None,
     ) -> WatchStream[Any]: ...
 
     def watch(
@@ -506,12 +509,15 @@ class Api(Generic[K]):
         field_selector: Selector = None, timeout_seconds: Optional[int] = None,
         bookmarks: bool = True, send_initial_events: bool = False,
         resource_version_match: Optional[str] = None, metadata_only: bool = False,
+        read_timeout: Optional[float] = None,
     ) -> Union[WatchStream[K], WatchStream[PartialObjectMetadata]]:
         """The raw event stream from ``resource_version``: a ``WatchStream`` to iterate.
 
         ERROR events raise their ``ApiError`` (410 as ``Gone``: relist and start over).
         The resilient, relisting watcher is ``kubesync.runtime.watch()``. With
-        ``metadata_only`` the events carry ``PartialObjectMetadata``.
+        ``metadata_only`` the events carry ``PartialObjectMetadata``. ``read_timeout``:
+        seconds without a byte after which the stream fails with ``RequestTimeout``
+        (default: ``timeout_seconds`` plus a margin).
         """
         params = ListParams(label_selector, field_selector, None, None, resource_version,
                             resource_version_match, timeout_seconds)
@@ -522,6 +528,7 @@ class Api(Generic[K]):
             from kubesync.models.meta_v1 import PartialObjectMetadata
 
             return WatchStream(self.client, req, lambda d: decode(PartialObjectMetadata, d),
-                               kind=self.resource.kind)
-        return WatchStream(self.client, req, self._decode, kind=self.resource.kind)
+                               kind=self.resource.kind, read_timeout=read_timeout)
+        return WatchStream(self.client, req, self._decode, kind=self.resource.kind,
+                           read_timeout=read_timeout)
 

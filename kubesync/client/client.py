@@ -274,16 +274,21 @@ class Client(_ClosedOnExit):
         response = self._send(request, timeout, stream=False, accept=_ACCEPT_ANY)
         return response.content().decode("utf-8", "replace")
 
-    def send_lines(self, request: Request, *, timeout: Optional[Timeout] = None) -> LineStream:
+    def send_lines(self, request: Request, *, timeout: Optional[Timeout] = None,
+                   read_timeout: Optional[float] = None) -> LineStream:
         """Send a streaming ``request`` (a watch, ``follow`` logs); its ``LineStream``.
 
         Use it as ``with client.send_lines(req) as lines: for line in lines: ...``. The
         read timeout defaults to the ``timeoutSeconds`` query value plus a margin, so a
         quiet watch is not cut before the server ends it. Errors before the first byte
-        (status, connection) raise here, after retries as for GET.
+        (status, connection) raise here, after retries as for GET. ``read_timeout`` sets
+        only the wait for the next byte (the connect timeout stays the client's): a watch
+        uses it as an idle timeout.
         """
-        read_timeout = self._stream_timeout(request.query, timeout)
-        return LineStream(self._send(request, read_timeout, stream=True, accept=_ACCEPT_ANY))
+        pair = self._stream_timeout(request.query, timeout)
+        if read_timeout is not None and timeout is None:
+            pair = (pair[0], float(read_timeout))
+        return LineStream(self._send(request, pair, stream=True, accept=_ACCEPT_ANY))
 
     # -- the same, by method and path -------------------------------------------------------
 

@@ -25,15 +25,17 @@ class WatchStream(Generic[K]):
     """An open watch: iterate for ``WatchEvent`` values; ``close()`` (from any thread) ends it.
 
     The call starts when iteration does. ERROR events raise their ``ApiError``; objects
-    are decoded with ``decode_obj``; ``kind`` names the resource in error messages.
+    are decoded with ``decode_obj``; ``kind`` names the resource in error messages;
+    ``read_timeout`` (seconds without a byte) overrides the client's stream read timeout.
     """
 
     def __init__(self, client: Client, request: Request, decode_obj: Callable[[Any], K], *,
-                 kind: str):
+                 kind: str, read_timeout: Optional[float] = None):
         self._client = client
         self._req = request
         self._decode_obj = decode_obj
         self._kind = kind
+        self._read_timeout = read_timeout
         self._lines: Optional[LineStream] = None
         self._closed = False
         self._lock = threading.Lock()
@@ -44,7 +46,7 @@ class WatchStream(Generic[K]):
 
     def __iter__(self) -> Iterator[WatchEvent[K]]:
         req = self._req
-        lines = self._client.send_lines(req)
+        lines = self._client.send_lines(req, read_timeout=self._read_timeout)
         with self._lock:
             if self._closed:  # closed while we were connecting
                 lines.close()

@@ -15,6 +15,7 @@ import queue
 import random
 import threading
 import warnings
+import weakref
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -35,10 +36,10 @@ import attrs
 
 from kubesync.core.backoff import ExponentialBackoff
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
-from kubesync.core.events import BOOKMARK, DELETED
+from kubesync.core.events import ADDED, BOOKMARK, DELETED, MODIFIED
 from kubesync.core.objectref import identity
 from kubesync.core.params import DEFAULT_PAGE_SIZE, Selector
-from kubesync.errors import Gone, KubeError
+from kubesync.errors import ApiError, Gone, KubeError
 from kubesync.runtime.threads import join_thread, unique_name
 
 if TYPE_CHECKING:
@@ -51,7 +52,9 @@ __all__ = [
     "Init",
     "InitApply",
     "InitDone",
+    "InitialList",
     "PredicateFilter",
+    "WatchEndedEarly",
     "Watcher",
     "WatcherConfig",
     "applied_objects",
@@ -70,6 +73,48 @@ K = TypeVar("K")
 MIN_WATCH_TIMEOUT = 300
 #: How many events may wait for a slow consumer before the thread stops reading.
 QUEUE_SIZE = 512
+#: The API server sends a watch that asked for bookmarks one about every minute (its watch
+#: cache's bookmark timer), so two minutes without a byte means the connection is dead
+#: (a proxy or load balancer that stopped forwarding without closing it): reconnect then,
+#: instead of after the read timeout of timeoutSeconds + 30 s (up to 10.5 minutes).
+IDLE_TIMEOUT = 120.0
+#: client-go's reflector: a watch that ends within a second without a single event is
+#: treated as an error and backed off, so a server (or proxy) that closes every watch at
+#: once does not get a new one in a tight loop.
+MIN_HEALTHY_WATCH = 1.0
+#: The annotation on the bookmark that ends a streamed initial list (WatchList).
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+#: Streaming lists (WatchList) are beta and on by default from Kubernetes 1.32; older
+#: servers either reject ``sendInitialEvents`` or, before 1.27, ignore it (and would then
+#: never send the bookmark that ends the list), so "auto" streams only from 1.32 on.
+STREAMING_LIST_SINCE = (1, 32)
+#: From 1.34 the API server serves consistent lists from its watch cache (it waits until
+#: the cache has caught up with etcd), so a consistent initial list is as cheap as rv "0"
+#: and never stale; older servers read a consistent list from etcd, paged.
+CONSISTENT_LIST_SINCE = (1, 34)
+
+
+class InitialList:
+    """How a watcher gets the initial state, as kube-rs's ``InitialListStrategy``.
+
+    ``LIST`` pages through a LIST and then watches from its resourceVersion; ``STREAMING``
+    opens one watch with ``sendInitialEvents=true`` whose first events are the current
+    objects, ended by a bookmark (WatchList: one request, objects decoded one at a time
+    instead of a page of 500 held at once); ``AUTO`` streams where the server supports it
+    and lists elsewhere (or when the server refuses the streaming watch).
+    """
+
+    AUTO = "auto"
+    LIST = "list"
+    STREAMING = "streaming"
+
+
+class WatchEndedEarly(KubeError):
+    """The server ended a watch within a second without sending a single event.
+
+    Treated as an error (logged, passed to ``on_error``, backed off) so that a server or a
+    proxy that closes every watch at once does not get new ones in a tight loop.
+    """
 
 
 # -- events, as kube-rs's watcher::Event ------------------------------------------------
@@ -139,14 +184,28 @@ class InitListed:
 
 @attrs.frozen
 class Watching:
-    """Reading a watch; ``resource_version`` is the last one seen."""
+    """Reading a watch; ``resource_version`` is the last one seen. ``opened_at`` (clock
+    seconds) and ``got_events`` tell a watch the server ended at once from a healthy one."""
 
     resource_version: str
     stream: Any = attrs.field(eq=False, repr=False)
     events: Iterator[Any] = attrs.field(eq=False, repr=False)
+    opened_at: float = attrs.field(default=0.0, eq=False, repr=False)
+    got_events: bool = attrs.field(default=False, eq=False, repr=False)
 
 
-State = Union[Empty, InitPage, InitListed, Watching]
+@attrs.frozen
+class InitStreaming:
+    """A streaming initial list: the watch whose first events are the current objects,
+    until the bookmark annotated ``k8s.io/initial-events-end``. ``stream`` is None until
+    the watch is opened; ``resource_version`` is the floor asked for (the last one seen)."""
+
+    resource_version: Optional[str] = None
+    stream: Any = attrs.field(default=None, eq=False, repr=False)
+    events: Optional[Iterator[Any]] = attrs.field(default=None, eq=False, repr=False)
+
+
+State = Union[Empty, InitPage, InitListed, Watching, InitStreaming]
 
 
 @attrs.frozen(kw_only=True, init=False)
@@ -168,15 +227,32 @@ class WatcherConfig:
     #: API server answers from its watch cache (one response, no etcd read); a relist asks
     #: for a state no older than the last one seen, so the store never goes back in time
     #: (with several API servers whose caches lag differently). False: always a
-    #: consistent list from etcd, paged.
-    list_from_cache: bool = True
+    #: consistent list from etcd, paged. None (the default): consistent where the server
+    #: serves consistent lists from its cache (1.34 on, as cheap as "0" and never stale),
+    #: "0" on older servers, where it is the only read that spares etcd.
+    list_from_cache: Optional[bool] = None
+    #: How the initial state comes: ``InitialList.AUTO`` (a streaming list where the
+    #: server offers it, else LIST), ``LIST`` or ``STREAMING``.
+    initial_list: str = attrs.field(default=InitialList.AUTO)
+    #: With bookmarks on, a watch that delivers no byte for this many seconds is taken for
+    #: a dead connection and reopened from its last resourceVersion (the server sends a
+    #: bookmark about every minute). None: only the read timeout, timeoutSeconds + 30 s.
+    idle_timeout: Optional[float] = IDLE_TIMEOUT
+
+    @initial_list.validator
+    def _known_strategy(self, attribute: Any, value: str) -> None:
+        known = (InitialList.AUTO, InitialList.LIST, InitialList.STREAMING)
+        if value not in known:
+            raise ValueError(f"WatcherConfig(initial_list=) is one of {', '.join(known)}, "
+                             f"not {value!r}")
 
     def __init__(self, *args: Any, watch_timeout: Optional[int] = None, **kwargs: Any) -> None:
         if args:
             warnings.warn("WatcherConfig takes keyword arguments only; positional ones are "
                           "deprecated", DeprecationWarning, stacklevel=2)
             names = ["label_selector", "field_selector", "page_size", "bookmarks",
-                     "metadata_only", "timeout_seconds", "list_from_cache"]
+                     "metadata_only", "timeout_seconds", "list_from_cache",
+                     "initial_list", "idle_timeout"]
             if len(args) > len(names):
                 raise TypeError(f"WatcherConfig takes at most {len(names)} options")
             for name, value in zip(names, args):
@@ -216,21 +292,28 @@ def _rv_of(page_or_event: Any) -> Optional[str]:
     return rv if isinstance(rv, str) else None
 
 
-def step(api: Api[Any], config: WatcherConfig, state: State) -> Tuple[List[Any], State]:
+def step(api: Api[Any], config: WatcherConfig, state: State,
+         clock: Clock = SYSTEM_CLOCK) -> Tuple[List[Any], State]:
     """One call's worth of progress: the events it yields and the next state.
 
     Raises what the call raised; the caller decides the next state on errors with
-    ``recover()``.
+    ``recover()``. ``config.initial_list`` "auto" lists here: the ``Watcher`` thread
+    resolves it against the server first (``resolve_config``).
     """
     if isinstance(state, Empty):
+        if config.initial_list == InitialList.STREAMING:
+            return [Init()], InitStreaming(state.resource_version)
         return [Init()], InitPage(None, state.resource_version)
     if isinstance(state, InitPage):
         lister = api.list_metadata if config.metadata_only else api.list
         floor: dict = {}
-        if state.continue_ is None and config.list_from_cache:
-            floor = {"resource_version": "0"} if not state.resource_version else {
-                "resource_version": state.resource_version,
-                "resource_version_match": "NotOlderThan"}
+        if state.continue_ is None and config.list_from_cache is not False:
+            if state.resource_version:
+                floor = {"resource_version": state.resource_version,
+                         "resource_version_match": "NotOlderThan"}
+            elif config.list_from_cache is None or config.list_from_cache:
+                # None reaches here unresolved (no server to ask): the old default, "0".
+                floor = {"resource_version": "0"}
         page = lister(
             label_selector=config.label_selector,
             field_selector=config.field_selector,
@@ -245,24 +328,27 @@ def step(api: Api[Any], config: WatcherConfig, state: State) -> Tuple[List[Any],
         rv = _rv_of(page) or ""
         events.append(InitDone(rv))
         return events, InitListed(rv)
+    if isinstance(state, InitStreaming):
+        return _step_streaming(api, config, state, clock)
     if isinstance(state, InitListed):
-        stream = api.watch(
-            resource_version=state.resource_version,
-            label_selector=config.label_selector,
-            field_selector=config.field_selector,
-            timeout_seconds=_watch_timeout(config),
-            bookmarks=config.bookmarks,
-            metadata_only=config.metadata_only,
-        )
-        return [], Watching(state.resource_version, stream, iter(stream))
+        stream = _open_watch(api, config, state.resource_version)
+        return [], Watching(state.resource_version, stream, iter(stream), clock.monotonic())
     if isinstance(state, Watching):
         try:
             ev = next(state.events)
         except StopIteration:
+            if not state.got_events and clock.monotonic() - state.opened_at < MIN_HEALTHY_WATCH:
+                raise WatchEndedEarly(
+                    f"the server ended the watch of {api.resource.plural} at once, without "
+                    f"an event") from None
             # The server ended the watch (its timeout): resume from where we are.
             return [], InitListed(state.resource_version)
+        if ev.type not in _KNOWN_TYPES:
+            log.warning("skipping a watch event of unknown type %r for %s", ev.type,
+                        api.resource.plural)
+            return [], attrs.evolve(state, got_events=True)
         rv = ev.resource_version or state.resource_version
-        nxt = Watching(rv, state.stream, state.events)
+        nxt = Watching(rv, state.stream, state.events, state.opened_at, True)
         if ev.type == BOOKMARK:
             return [], nxt
         if ev.type == DELETED:
@@ -271,20 +357,124 @@ def step(api: Api[Any], config: WatcherConfig, state: State) -> Tuple[List[Any],
     raise TypeError(f"not a watcher state: {state!r}")  # pragma: no cover
 
 
+_KNOWN_TYPES = frozenset({ADDED, MODIFIED, DELETED, BOOKMARK})
+#: What a server that does not take ``sendInitialEvents`` answers: 400 Bad Request or 422
+#: Invalid ("sendInitialEvents is forbidden ..." with the WatchList gate off), 403 where a
+#: proxy filters the query.
+_STREAMING_REFUSED = frozenset({400, 403, 422})
+
+
+def _open_watch(api: Api[Any], config: WatcherConfig, rv: Optional[str],
+                **streaming: Any) -> Any:
+    idle = config.idle_timeout if config.bookmarks or streaming else None
+    extra = {"read_timeout": idle} if idle is not None else {}
+    return api.watch(
+        resource_version=rv,
+        label_selector=config.label_selector,
+        field_selector=config.field_selector,
+        timeout_seconds=_watch_timeout(config),
+        bookmarks=config.bookmarks or bool(streaming),
+        metadata_only=config.metadata_only,
+        **streaming,
+        **extra,
+    )
+
+
+def _step_streaming(api: Api[Any], config: WatcherConfig, state: InitStreaming,
+                    clock: Clock) -> Tuple[List[Any], State]:
+    """The streaming initial list: open the watch, then read its initial events (ADDED)
+    until the bookmark that ends them; that bookmark's resourceVersion is the list's."""
+    if state.stream is None or state.events is None:
+        # No resourceVersion with NotOlderThan: a consistent snapshot (served from the
+        # watch cache once it has caught up); after a 410, no older than the last seen.
+        stream = _open_watch(api, config, state.resource_version or "",
+                             send_initial_events=True,
+                             resource_version_match="NotOlderThan")
+        return [], InitStreaming(state.resource_version, stream, iter(stream))
+    try:
+        ev = next(state.events)
+    except StopIteration:
+        # Ended before the list was complete: start it over with a new Init (which
+        # drops what was half-listed, so nothing deleted meanwhile survives).
+        _close(state)
+        return [], Empty(state.resource_version)
+    if ev.type == BOOKMARK:
+        annotations = ((ev.raw or {}).get("metadata") or {}).get("annotations") or {}
+        rv = ev.resource_version or ""
+        if annotations.get(INITIAL_EVENTS_END) == "true":
+            return [InitDone(rv)], Watching(rv, state.stream, state.events,
+                                            clock.monotonic(), True)
+        return [], state
+    if ev.type in (ADDED, MODIFIED):
+        return [InitApply(ev.object)], state
+    # The initial events are all ADDED; anything else before the end bookmark (DELETED,
+    # an unknown type) says nothing about the current state: skipped.
+    log.warning("skipping a %r event in the streamed initial list of %s", ev.type,
+                api.resource.plural)
+    return [], state
+
+
+def resolve_config(api: Api[Any], config: WatcherConfig) -> WatcherConfig:
+    """``config`` with "auto" choices made for ``api``'s server: the initial-list
+    strategy and whether the first list reads from the cache (see the constants)."""
+    if config.initial_list != InitialList.AUTO and config.list_from_cache is not None:
+        return config
+    version = server_version(api)
+    changes: Dict[str, Any] = {}
+    if config.initial_list == InitialList.AUTO:
+        streaming = version is not None and version >= STREAMING_LIST_SINCE
+        changes["initial_list"] = InitialList.STREAMING if streaming else InitialList.LIST
+    if config.list_from_cache is None:
+        # False: a consistent list (no resourceVersion), served from the cache from 1.34.
+        changes["list_from_cache"] = not (version is not None
+                                          and version >= CONSISTENT_LIST_SINCE)
+    return attrs.evolve(config, **changes)
+
+
+_versions: Dict[int, Optional[Tuple[int, int]]] = {}
+_versions_lock = threading.Lock()
+
+
+def server_version(api: Api[Any]) -> Optional[Tuple[int, int]]:
+    """The (major, minor) of ``api``'s server from ``/version``, asked once per Client;
+    None when it cannot be told (then the watcher makes the choices every server takes)."""
+    client = getattr(api, "client", None)
+    if client is None:
+        return None
+    with _versions_lock:
+        if id(client) in _versions:
+            return _versions[id(client)]
+    try:
+        info = client.request("GET", "/version")
+        major = int(str(info["major"]).rstrip("+"))
+        minor = int(str(info["minor"]).rstrip("+"))
+        found: Optional[Tuple[int, int]] = (major, minor)
+    except Exception as e:  # an answer we cannot read: choose as for an old server
+        log.info("could not tell the server's version (%s); listing with rv 0", e)
+        found = None
+    with _versions_lock:
+        _versions[id(client)] = found
+        weakref.finalize(client, _versions.pop, id(client), None)
+    return found
+
+
 def recover(state: State, error: BaseException) -> State:
     """The state to retry from after ``error``: 410 Gone relists from scratch; a broken
     watch resumes from its last resourceVersion; a failed list call is tried again."""
     _close(state)
     if isinstance(error, Gone):
-        floor = state.resource_version if isinstance(state, (Watching, InitPage)) else None
+        floor = (state.resource_version
+                 if isinstance(state, (Watching, InitPage, InitStreaming)) else None)
         return Empty(floor)
     if isinstance(state, Watching):
         return InitListed(state.resource_version)
+    if isinstance(state, InitStreaming):
+        return Empty(state.resource_version)  # a new Init: the half-streamed list is void
     return state
 
 
 def _close(state: State) -> None:
-    if isinstance(state, Watching):
+    if isinstance(state, (Watching, InitStreaming)) and state.stream is not None:
         try:
             state.stream.close()
         except Exception:  # closing a broken stream must not mask the real error
@@ -333,6 +523,9 @@ class Watcher(Generic[K]):
         self._state: State = Empty()
         self._thread: Optional[threading.Thread] = None
         self.name = name or unique_name(f"kubesync-watcher-{api.resource.plural}")
+        # The thread's own: the config with "auto" resolved, and how many 410s in a row.
+        self._config = self.config
+        self._gone_streak = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -414,9 +607,10 @@ class Watcher(Generic[K]):
     def _run(self) -> None:
         state: State = Empty()
         try:
+            self._config = resolve_config(self.api, self.config)
             while not self._stop.is_set():
                 try:
-                    events, state = step(self.api, self.config, state)
+                    events, state = step(self.api, self._config, state, self._clock)
                 except Exception as e:
                     state = self._failed(state, e)
                     continue
@@ -424,6 +618,8 @@ class Watcher(Generic[K]):
                     self._state = state
                 if self._stop.is_set():
                     break
+                if isinstance(state, Watching) and state.got_events:
+                    self._gone_streak = 0  # the watch works: the next 410 relists at once
                 for ev in events:
                     if not self._emit(ev):
                         break
@@ -439,14 +635,28 @@ class Watcher(Generic[K]):
 
     def _failed(self, state: State, error: Exception) -> State:
         nxt = recover(state, error)
+        if (isinstance(state, InitStreaming) and isinstance(error, ApiError)
+                and error.code in _STREAMING_REFUSED and self.config.initial_list
+                == InitialList.AUTO):
+            # The server does not take streaming lists (WatchList off by a feature gate):
+            # list and watch from now on, at once; the error is not a failure to back off.
+            log.info("%s: the server refused a streaming list (%s); listing instead",
+                     self.name, error)
+            self._config = attrs.evolve(self._config, initial_list=InitialList.LIST)
+            return nxt
         with self._state_lock:
             self._state = nxt
         if self._stop.is_set():
             return nxt
-        if isinstance(error, Gone):
+        if isinstance(error, Gone) and self._gone_streak == 0:
+            # The resourceVersion expired: relist at once; again only after a backoff if
+            # the relist meets 410 as well (a server that answers 410 to everything).
+            self._gone_streak += 1
             log.info("%s: %s; relisting", self.name, error)
             delay = 0.0
         else:
+            if isinstance(error, Gone):
+                self._gone_streak += 1
             delay = self.backoff.next_delay()
             log.warning("%s: %s; retrying in %.2fs", self.name, error, delay,
                         exc_info=not isinstance(error, KubeError))
