@@ -53,10 +53,10 @@ ERROR_BODY_SNIPPET = 500
 #: an idle connection after 30 s, every 10 s, and gives up after 3 unanswered probes, so a
 #: watch whose peer vanished (no FIN, no RST) fails in about a minute instead of hanging
 #: until its read timeout. Options a platform lacks are left out.
-def _keepalive_options() -> List[Tuple[int, int, int]]:
+def _keepalive_options() -> List[Tuple[int, int, Any]]:
     import urllib3.connection
 
-    opts = list(urllib3.connection.HTTPConnection.default_socket_options)
+    opts: List[Tuple[int, int, Any]] = list(urllib3.connection.HTTPConnection.default_socket_options)
     opts.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
     for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
         if hasattr(socket, name):

@@ -21,6 +21,7 @@ from typing import (
     Iterable,
     List,
     Optional,
+    Tuple,
     TypeVar,
 )
 
@@ -30,16 +31,15 @@ from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.objectref import ObjectRef
 from kubesync.core.params import Selector
 from kubesync.errors import KubeError
+from kubesync.runtime.informer import SharedInformer, Subscription, informer_for
 from kubesync.runtime.queue import QueueShutDown, WorkQueue
-from kubesync.runtime.reflector import writer_errors
-from kubesync.runtime.store import Store, StoreStopped, StoreWriter
+from kubesync.runtime.store import Store, StoreStopped
 from kubesync.runtime.threads import join_thread, unique_name
 from kubesync.runtime.watcher import (
     Apply,
     Delete,
     InitApply,
     PredicateFilter,
-    Watcher,
     WatcherConfig,
     watcher_config,
 )
@@ -130,6 +130,7 @@ class Controller(Generic[K]):
         queue: Optional[WorkQueue[ObjectRef]] = None,
         transform: Optional[Callable[[K], K]] = None,
         clock: Clock = SYSTEM_CLOCK,
+        shared: bool = True,
     ):
         self.api = api
         self._config = watcher_config(config, label_selector=label_selector,
@@ -142,12 +143,14 @@ class Controller(Generic[K]):
         self.queue: WorkQueue[ObjectRef] = (
             queue if queue is not None else WorkQueue(api.resource.plural, clock=clock)
         )
-        self._writer: StoreWriter[K] = StoreWriter(transform=transform)
-        self._relations: List[Watcher[Any]] = []
+        # The watches come from the client's shared informers (one per query, shared with
+        # other controllers and reflectors); ``shared=False`` or a transform: private ones.
+        self._shared = shared
+        self._informer: SharedInformer[K] = informer_for(
+            api, self._config, shared=shared, transform=transform, clock=clock)
+        self._relations: List[Tuple[Api[Any], WatcherConfig, Callable[[Any], None], str]] = []
+        self._subscriptions: List[Subscription] = []
         self.name = unique_name(f"kubesync-controller-{api.resource.plural}")
-        self._main = Watcher(api, self._config, sink=self._on_main_event,
-                             on_error=writer_errors(self._writer), name=self.name,
-                             clock=clock)
         self._threads: List[threading.Thread] = []
         self._stopping = threading.Event()
         self._stopped = threading.Event()
@@ -162,7 +165,7 @@ class Controller(Generic[K]):
     @property
     def store(self) -> Store[K]:
         """The controller's cache of the main resource (shared: do not modify objects)."""
-        return self._writer.store
+        return self._informer.store
 
     # -- relations ----------------------------------------------------------------------
 
@@ -209,8 +212,7 @@ class Controller(Generic[K]):
         config = watcher_config(config, label_selector=label_selector,
                                 field_selector=field_selector)
         name = unique_name(f"{self.name}-{other_api.resource.plural}")
-        self._relations.append(Watcher(other_api, config, sink=sink, name=name,
-                                       clock=self._clock))
+        self._relations.append((other_api, config, sink, name))
         return self
 
     def reconcile_all(self) -> None:
@@ -219,7 +221,7 @@ class Controller(Generic[K]):
             self.queue.add(ref)
 
     def _on_main_event(self, ev: Any) -> None:
-        self._writer.apply_event(ev)  # the store first: reconcile reads it
+        # The informer wrote the store before handing the event on: reconcile reads it.
         if self._changed is not None and not self._changed(ev):
             return
         if isinstance(ev, (InitApply, Apply)):
@@ -246,9 +248,14 @@ class Controller(Generic[K]):
         self._elector = leader_elector
         if leader_elector is not None:
             leader_elector.start()
-        self._main.start()
-        for w in self._relations:
-            w.start()
+        if self._informer.stopped:  # another consumer stopped it since we were made
+            self._informer = informer_for(self.api, self._config, shared=self._shared,
+                                          clock=self._clock)
+        self._subscriptions.append(self._informer.subscribe(self._on_main_event,
+                                                            name=self.name))
+        for other_api, config, sink, name in self._relations:
+            informer = informer_for(other_api, config, shared=self._shared, clock=self._clock)
+            self._subscriptions.append(informer.subscribe(sink, name=name))
         for i in range(workers):
             t = threading.Thread(
                 target=self._work, args=(reconcile, error_policy, context),
@@ -330,10 +337,8 @@ class Controller(Generic[K]):
             self.queue.shutdown(drain=True, timeout=timeout)
             for t in self._threads:
                 join_thread(t, max(0.0, deadline - clock.monotonic()), log)
-            self._main.stop()
-            for w in self._relations:
-                w.stop()
-            self._writer.close()
+            for sub in self._subscriptions:
+                sub.stop(max(0.0, deadline - clock.monotonic()))
             if self._elector is not None:
                 self._elector.stop()
             self._stopped.set()

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, T
 
 from kubesync.core.convert import drop_field
 from kubesync.core.params import Selector
+from kubesync.runtime.informer import informer_for
 from kubesync.runtime.store import Store, StoreWriter
-from kubesync.runtime.watcher import Event, Watcher, WatcherConfig, watcher_config
+from kubesync.runtime.watcher import Event, WatcherConfig, watcher_config
 
 if TYPE_CHECKING:
     from kubesync.client.api import Api
@@ -42,6 +43,7 @@ def start_reflector(
     transform: Optional[Callable[[K], K]] = None,
     on_error: Optional[Callable[[BaseException], None]] = None,
     metadata_only: Optional[bool] = None,
+    shared: bool = True,
 ) -> Store[K]:
     """Keep a ``Store`` of ``api``'s objects up to date from a background thread.
 
@@ -49,20 +51,17 @@ def start_reflector(
     ``store.wait_until_ready(timeout)`` before trusting it, ``store.stop()`` to end it.
     Watch options come in ``config``; the keywords override its fields. Errors are kept
     as ``store.last_error`` (and passed to ``on_error``).
+
+    The store is the client's shared informer's (``kubesync.runtime.informer``): reflectors
+    and controllers on the same query share one watch and one store; each ``store.stop()``
+    ends one of the reflectors that returned it, and the last one ends the watch.
+    ``shared=False`` (or a ``transform``) gives a private watch and store.
     """
-    writer: StoreWriter[K] = StoreWriter(transform=transform)
     config = watcher_config(config, label_selector=label_selector,
                             field_selector=field_selector, metadata_only=metadata_only)
-    w: Watcher[Any] = Watcher(api, config, sink=writer.apply_event,
-                              on_error=writer_errors(writer, on_error))
-
-    def stop() -> None:
-        w.stop()
-        writer.close()
-
-    writer.store._stopper = stop
-    w.start()
-    return writer.store
+    informer = informer_for(api, config, shared=shared, transform=transform)
+    sub = informer.subscribe(on_error=on_error)
+    return informer.hold_store(sub)
 
 
 def writer_errors(

@@ -281,6 +281,12 @@ class StoreWriter(Generic[K]):
 
     __call__ = apply_event
 
+    def pending(self) -> Optional[List[K]]:
+        """The objects of a (re)list in progress so far, or None when none is (a shared
+        informer hands them to a consumer that joins mid-list)."""
+        buffer = self._buffer
+        return None if buffer is None else list(buffer.values())
+
     def record_error(self, error: BaseException) -> None:
         """Keep ``error`` as the store's ``last_error`` (a watcher's ``on_error`` hook)."""
         self.store._set_error(error)

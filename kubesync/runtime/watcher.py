@@ -366,18 +366,18 @@ _STREAMING_REFUSED = frozenset({400, 403, 422})
 
 def _open_watch(api: Api[Any], config: WatcherConfig, rv: Optional[str],
                 **streaming: Any) -> Any:
-    idle = config.idle_timeout if config.bookmarks or streaming else None
-    extra = {"read_timeout": idle} if idle is not None else {}
-    return api.watch(
+    options: Dict[str, Any] = dict(
         resource_version=rv,
         label_selector=config.label_selector,
         field_selector=config.field_selector,
         timeout_seconds=_watch_timeout(config),
-        bookmarks=config.bookmarks or bool(streaming),
+        bookmarks=config.bookmarks or bool(streaming),  # a streamed list ends in one
         metadata_only=config.metadata_only,
         **streaming,
-        **extra,
     )
+    if options["bookmarks"] and config.idle_timeout is not None:
+        options["read_timeout"] = config.idle_timeout
+    return api.watch(**options)
 
 
 def _step_streaming(api: Api[Any], config: WatcherConfig, state: InitStreaming,
@@ -642,7 +642,8 @@ class Watcher(Generic[K]):
             # list and watch from now on, at once; the error is not a failure to back off.
             log.info("%s: the server refused a streaming list (%s); listing instead",
                      self.name, error)
-            self._config = attrs.evolve(self._config, initial_list=InitialList.LIST)
+            listing: Dict[str, Any] = {"initial_list": InitialList.LIST}
+            self._config = attrs.evolve(self._config, **listing)
             return nxt
         with self._state_lock:
             self._state = nxt

@@ -280,7 +280,11 @@ def test_two_controllers_on_one_kind_name_their_threads_apart() -> None:
     try:
         names = [t.name for t in threading.enumerate() if t.ident not in before]
         assert len(names) == len(set(names)), names
-        assert sum("worker" not in n for n in names) == 2  # the two main watchers
+        # A fake Api has no Client, so each controller gets a private informer: its
+        # watcher thread, and the controller's consumer thread.
+        assert sum(n.startswith("kubesync-informer-") for n in names) == 2
+        assert sum(n.startswith("kubesync-controller-") and "worker" not in n
+                   for n in names) == 2
     finally:
         stop.set()
         first.stop(timeout=10)
