@@ -19,6 +19,12 @@ from kubesync.runtime import watcher as _watcher_module
 from kubesync.runtime.conditions import Condition
 from kubesync.runtime.controller import Action, Controller, ObjectRef, default_error_policy
 from kubesync.runtime.finalizer import finalize
+from kubesync.runtime.informer import (
+    SharedInformer,
+    SharedInformerFactory,
+    Subscription,
+    shared_informers,
+)
 from kubesync.runtime.leader import LeaderElector
 from kubesync.runtime.queue import QueueShutDown, WorkQueue
 from kubesync.runtime.recorder import Recorder
@@ -32,7 +38,9 @@ from kubesync.runtime.watcher import (
     Init,
     InitApply,
     InitDone,
+    InitialList,
     PredicateFilter,
+    WatchEndedEarly,
     Watcher,
     WatcherConfig,
     applied_objects,
@@ -59,15 +67,20 @@ __all__ = [
     "Init",
     "InitApply",
     "InitDone",
+    "InitialList",
     "LeaderElector",
     "ObjectRef",
     "PredicateFilter",
     "QueueShutDown",
     "Recorder",
+    "SharedInformer",
+    "SharedInformerFactory",
     "Store",
     "StoreStopped",
     "StoreWriter",
+    "Subscription",
     "WaitTimeout",
+    "WatchEndedEarly",
     "Watcher",
     "WatcherConfig",
     "WorkQueue",
@@ -80,6 +93,7 @@ __all__ = [
     "predicate_filter",
     "private_copy",
     "reflect",
+    "shared_informers",
     "start_reflector",
     "watch",
 ]

@@ -131,11 +131,13 @@ class Subscription:
             if self._stopped:
                 return
             if len(self._pending) >= self._queue_size:
+                episode = not isinstance(self._pending[0], _Resync)
                 self._pending.clear()
                 self._pending.append(_Resync(snapshot()))
                 self.resyncs += 1
-                log.warning("%s fell %d events behind; resyncing it from the cache",
-                            self.name, self._queue_size)
+                if episode:  # once while it stays behind, not once per event
+                    log.warning("%s fell %d events behind; resyncing it from the cache",
+                                self.name, self._queue_size)
             else:
                 self._pending.append(ev)
             self._lock.notify()

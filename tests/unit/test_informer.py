@@ -1,0 +1,174 @@
+"""Shared informers: one watcher and store, fanned out; late joiners; slow consumers;
+reference-counted stop; one per query per Client."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, List
+
+from kubesync import Api
+from kubesync.models.core_v1 import ConfigMap
+from kubesync.runtime.informer import SharedInformer, shared_informers
+from kubesync.runtime.watcher import Apply, Init, InitApply, InitDone, WatcherConfig
+from tests.helpers import eventually
+from tests.unit.runtime_fakes import FakeApi, FakeStream, blocking_stream, event, obj, page
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.events: List[Any] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: Any) -> None:
+        with self.lock:
+            self.events.append(ev)
+
+    def names(self) -> List[Any]:
+        with self.lock:
+            return [(type(e).__name__, getattr(getattr(e, "object", None), "metadata",
+                                              None) and e.object.metadata.name)
+                    for e in self.events]
+
+
+def _informer(api: FakeApi) -> SharedInformer[Any]:
+    return SharedInformer(api, WatcherConfig())  # type: ignore[arg-type]
+
+
+def _threads(prefix: str) -> List[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+def test_consumers_share_one_watch_and_a_late_joiner_gets_the_state_first() -> None:
+    api = FakeApi()
+    stop = threading.Event()
+    api.pages = [page([obj("a"), obj("b")], rv="5")]
+    api.streams = [blocking_stream(stop)]
+    inf = _informer(api)
+    first, late = Collect(), Collect()
+    s1 = inf.subscribe(first)
+    try:
+        assert inf.store.wait_until_ready(10)
+        eventually(lambda: len(first.names()) == 4, timeout=10, what="the first list")
+        s2 = inf.subscribe(late)
+        eventually(lambda: len(late.names()) == 4, timeout=10, what="the synthetic list")
+        assert late.names() == [("Init", None), ("InitApply", "a"), ("InitApply", "b"),
+                                ("InitDone", None)]
+        assert len(api.list_calls) == 1 and len(api.watch_calls) == 1
+        s2.stop()
+    finally:
+        stop.set()
+        s1.stop()
+
+
+def test_the_last_consumer_to_leave_stops_and_joins_the_watcher() -> None:
+    api = FakeApi()
+    stop = threading.Event()
+    api.pages = [page([obj("a")], rv="5")]
+    api.streams = [blocking_stream(stop)]
+    inf = _informer(api)
+    s1, s2 = inf.subscribe(Collect(), name="kubesync-test-c1"), inf.subscribe(None)
+    assert inf.store.wait_until_ready(10)
+    s1.stop()
+    assert not inf.stopped and _threads(inf.name) == [inf.name]
+    assert _threads("kubesync-test-c1") == []  # a leaving consumer's thread is joined
+    s2.stop()
+    assert inf.stopped and _threads(inf.name) == []
+    stop.set()
+
+
+def test_the_store_is_written_before_a_consumer_hears_of_the_event() -> None:
+    api = FakeApi()
+    stop = threading.Event()
+    api.pages = [page([], rv="5")]
+    api.streams = [lambda: FakeStream(iter([event("ADDED", obj("a", "6"))])),
+                   blocking_stream(stop)]
+    inf = _informer(api)
+    seen: List[Any] = []
+    sub = inf.subscribe(lambda ev: seen.append((ev, inf.store.get("a", "ns"))))
+    try:
+        eventually(lambda: any(isinstance(e, Apply) for e, _ in seen), timeout=10,
+                   what="the apply")
+        (found,) = [o for e, o in seen if isinstance(e, Apply)]
+        assert found is not None
+    finally:
+        stop.set()
+        sub.stop()
+
+
+def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> None:
+    api = FakeApi()
+    stop = threading.Event()
+    live = [event("MODIFIED", obj(f"o{i % 3}", str(10 + i), value=i)) for i in range(50)]
+    api.pages = [page([obj("o0"), obj("o1"), obj("o2")], rv="9")]
+    api.streams = [lambda: FakeStream(iter(live)), blocking_stream(stop)]
+    inf = _informer(api)
+    gate = threading.Event()
+    slow, fast = Collect(), Collect()
+
+    def blocked(ev: Any) -> None:
+        assert gate.wait(10)
+        slow(ev)
+
+    s_slow = inf.subscribe(blocked, queue_size=4)
+    s_fast = inf.subscribe(fast)
+    try:
+        # The fast consumer gets everything while the slow one is stuck on its first event.
+        eventually(lambda: len(fast.names()) == 5 + 50, timeout=10, what="fast consumer")
+        assert s_slow.resyncs >= 1
+        gate.set()
+
+        def replayed() -> Any:  # what the slow consumer ends up knowing
+            with slow.lock:
+                return {e.object.metadata.name: e.object.value for e in slow.events
+                        if isinstance(e, (InitApply, Apply))}
+
+        # It ends with the current state (each object at its last value), by way of a
+        # resync (a second Init) instead of all 50 changes.
+        eventually(lambda: replayed() == {"o0": 48, "o1": 49, "o2": 47}, timeout=10,
+                   what="the slow consumer to catch up")
+        assert any(isinstance(e, Init) for e in slow.events[1:])
+        assert len(slow.events) < 5 + 50
+    finally:
+        stop.set()
+        s_slow.stop()
+        s_fast.stop()
+
+
+def test_one_informer_per_query_per_client() -> None:
+    class FakeClient:  # Api only keeps it; the factory keys on it
+        pass
+
+    client_a, client_b = FakeClient(), FakeClient()
+    api = Api(client_a, ConfigMap, "ns")  # type: ignore[arg-type]
+    factory = shared_informers(client_a)  # type: ignore[arg-type]
+    assert shared_informers(client_a) is factory  # type: ignore[arg-type]
+    one = factory.informer(api, WatcherConfig())
+    assert factory.informer(Api(client_a, ConfigMap, "ns"),  # type: ignore[arg-type]
+                            WatcherConfig(page_size=10)) is one
+    assert factory.informer(api, WatcherConfig(label_selector="a=b")) is not one
+    assert factory.informer(api, WatcherConfig(metadata_only=True)) is not one
+    assert factory.informer(Api(client_a, ConfigMap, "other"),  # type: ignore[arg-type]
+                            WatcherConfig()) is not one
+    other = shared_informers(client_b).informer(  # type: ignore[arg-type]
+        Api(client_b, ConfigMap, "ns"), WatcherConfig())  # type: ignore[arg-type]
+    assert other is not one
+
+
+def test_a_reflector_store_stop_ends_one_reflector_and_the_last_ends_the_watch() -> None:
+    from kubesync.runtime.reflector import start_reflector
+
+    api = FakeApi()
+    stop = threading.Event()
+    api.pages = [page([obj("a")], rv="5")]
+    api.streams = [blocking_stream(stop)]
+    inf = _informer(api)
+    # Two reflectors on one informer, as the factory would give them.
+    store = inf.hold_store(inf.subscribe())
+    assert inf.hold_store(inf.subscribe()) is store
+    assert store.wait_until_ready(10)
+    store.stop()
+    assert not inf.stopped
+    store.stop()
+    assert inf.stopped
+    stop.set()
+    assert callable(start_reflector)
