@@ -54,9 +54,9 @@ ERROR_BODY_SNIPPET = 500
 #: watch whose peer vanished (no FIN, no RST) fails in about a minute instead of hanging
 #: until its read timeout. Options a platform lacks are left out.
 def _keepalive_options() -> List[Tuple[int, int, Any]]:
-    import urllib3.connection
+    from urllib3.connection import HTTPConnection
 
-    opts: List[Tuple[int, int, Any]] = list(urllib3.connection.HTTPConnection.default_socket_options)
+    opts: List[Tuple[int, int, Any]] = list(HTTPConnection.default_socket_options)
     opts.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
     for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
         if hasattr(socket, name):

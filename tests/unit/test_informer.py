@@ -9,7 +9,7 @@ from typing import Any, List
 from kubesync import Api
 from kubesync.models.core_v1 import ConfigMap
 from kubesync.runtime.informer import SharedInformer, shared_informers
-from kubesync.runtime.watcher import Apply, Init, InitApply, InitDone, WatcherConfig
+from kubesync.runtime.watcher import Apply, Init, InitApply, WatcherConfig
 from tests.helpers import eventually
 from tests.unit.runtime_fakes import FakeApi, FakeStream, blocking_stream, event, obj, page
 
