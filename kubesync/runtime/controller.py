@@ -31,7 +31,7 @@ from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.objectref import ObjectRef
 from kubesync.core.params import Selector
 from kubesync.errors import KubeError
-from kubesync.runtime.informer import SharedInformer, Subscription, informer_for
+from kubesync.runtime.informer import SharedInformer, Subscription, informer_for, subscribe_to
 from kubesync.runtime.queue import QueueShutDown, WorkQueue
 from kubesync.runtime.store import Store, StoreStopped
 from kubesync.runtime.threads import join_thread, unique_name
@@ -146,6 +146,7 @@ class Controller(Generic[K]):
         # The watches come from the client's shared informers (one per query, shared with
         # other controllers and reflectors); ``shared=False`` or a transform: private ones.
         self._shared = shared
+        self._transform = transform
         self._informer: SharedInformer[K] = informer_for(
             api, self._config, shared=shared, transform=transform, clock=clock)
         self._relations: List[Tuple[Api[Any], WatcherConfig, Callable[[Any], None], str]] = []
@@ -248,14 +249,14 @@ class Controller(Generic[K]):
         self._elector = leader_elector
         if leader_elector is not None:
             leader_elector.start()
-        if self._informer.stopped:  # another consumer stopped it since we were made
-            self._informer = informer_for(self.api, self._config, shared=self._shared,
-                                          clock=self._clock)
-        self._subscriptions.append(self._informer.subscribe(self._on_main_event,
-                                                            name=self.name))
+        main = subscribe_to(self.api, self._config, self._on_main_event,
+                            informer=self._informer, shared=self._shared,
+                            transform=self._transform, name=self.name, clock=self._clock)
+        self._informer = main.informer  # a new one if another consumer stopped ours
+        self._subscriptions.append(main)
         for other_api, config, sink, name in self._relations:
-            informer = informer_for(other_api, config, shared=self._shared, clock=self._clock)
-            self._subscriptions.append(informer.subscribe(sink, name=name))
+            self._subscriptions.append(subscribe_to(other_api, config, sink, shared=self._shared,
+                                                    name=name, clock=self._clock))
         for i in range(workers):
             t = threading.Thread(
                 target=self._work, args=(reconcile, error_policy, context),

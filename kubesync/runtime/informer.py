@@ -57,11 +57,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONSUMER_QUEUE_SIZE",
+    "InformerStopped",
     "SharedInformer",
     "SharedInformerFactory",
     "Subscription",
     "informer_for",
     "shared_informers",
+    "subscribe_to",
 ]
 
 log = logging.getLogger("kubesync.runtime.informer")
@@ -84,6 +86,11 @@ def informer_key(api: Api[Any], config: WatcherConfig) -> Hashable:
             getattr(api, "model", None), getattr(api, "namespace", None),
             selector_string(config.label_selector), selector_string(config.field_selector),
             config.metadata_only)
+
+
+class InformerStopped(KubeError):
+    """The informer's last consumer left and it stopped: it takes no new consumers (the
+    factory makes a new one; ``subscribe_to`` does that by itself)."""
 
 
 class _Resync:
@@ -224,7 +231,7 @@ class SharedInformer(Generic[K]):
                            queue_size)
         with self._lock:
             if self._stopped:
-                raise KubeError(f"{self.name} stopped (its last consumer left); ask the "
+                raise InformerStopped(f"{self.name} stopped (its last consumer left); ask the "
                                 "factory for a new informer")
             self._subs.append(sub)
             if handler is not None:
@@ -350,3 +357,20 @@ def informer_for(api: Api[K], config: WatcherConfig, *, shared: bool = True,
     if not shared or transform is not None or client is None:
         return SharedInformer(api, config, transform=transform, clock=clock)
     return shared_informers(client).informer(api, config)
+
+
+def subscribe_to(api: Api[K], config: WatcherConfig, handler: Optional[Handler] = None, *,
+                 informer: Optional[SharedInformer[K]] = None, shared: bool = True,
+                 transform: Optional[Callable[[K], K]] = None,
+                 on_error: Optional[Callable[[BaseException], None]] = None,
+                 name: Optional[str] = None, clock: Clock = SYSTEM_CLOCK) -> Subscription:
+    """Subscribe to ``informer`` (or the one ``informer_for`` gives), taking a new one if
+    it stopped meanwhile: its last consumer may leave between the lookup and the join."""
+    while True:
+        if informer is None or informer.stopped:
+            informer = informer_for(api, config, shared=shared, transform=transform,
+                                    clock=clock)
+        try:
+            return informer.subscribe(handler, on_error=on_error, name=name)
+        except InformerStopped:
+            informer = None

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, T
 
 from kubesync.core.convert import drop_field
 from kubesync.core.params import Selector
-from kubesync.runtime.informer import informer_for
+from kubesync.runtime.informer import subscribe_to
 from kubesync.runtime.store import Store, StoreWriter
 from kubesync.runtime.watcher import Event, WatcherConfig, watcher_config
 
@@ -59,9 +59,8 @@ def start_reflector(
     """
     config = watcher_config(config, label_selector=label_selector,
                             field_selector=field_selector, metadata_only=metadata_only)
-    informer = informer_for(api, config, shared=shared, transform=transform)
-    sub = informer.subscribe(on_error=on_error)
-    return informer.hold_store(sub)
+    sub = subscribe_to(api, config, shared=shared, transform=transform, on_error=on_error)
+    return sub.informer.hold_store(sub)
 
 
 def writer_errors(

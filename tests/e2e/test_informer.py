@@ -77,10 +77,9 @@ def test_three_controllers_and_two_reflectors_on_one_kind_make_one_list_and_one_
     assert _requests(kube_client, "WATCH") - watches == 1
 
 
+@pytest.mark.kube_min_version("1.32")  # streaming lists are on by default from 1.32
 def test_a_streaming_initial_list_fills_the_store_without_a_list(
         kube_client: Client, kube_namespace: str) -> None:
-    if server_minor(kube_client) < (1, 32):
-        pytest.skip("streaming lists are on by default from Kubernetes 1.32")
     api = Api(kube_client, ConfigMap, kube_namespace)
     for i in range(30):
         api.create(ConfigMap(metadata=ObjectMeta(name=f"cm-{i}"), data={"v": str(i)}))

@@ -4,7 +4,7 @@ reference-counted stop; one per query per Client."""
 from __future__ import annotations
 
 import threading
-from typing import Any, List
+from typing import Any, Iterator, List
 
 from kubesync import Api
 from kubesync.models.core_v1 import ConfigMap
@@ -100,7 +100,13 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
     stop = threading.Event()
     live = [event("MODIFIED", obj(f"o{i % 3}", str(10 + i), value=i)) for i in range(50)]
     api.pages = [page([obj("o0"), obj("o1"), obj("o2")], rv="9")]
-    api.streams = [lambda: FakeStream(iter(live)), blocking_stream(stop)]
+    go = threading.Event()  # the changes come once both consumers are in
+
+    def changes() -> Iterator[Any]:
+        assert go.wait(10)
+        yield from live
+
+    api.streams = [lambda: FakeStream(changes()), blocking_stream(stop)]
     inf = _informer(api)
     gate = threading.Event()
     slow, fast = Collect(), Collect()
@@ -111,6 +117,7 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
 
     s_slow = inf.subscribe(blocked, queue_size=4)
     s_fast = inf.subscribe(fast)
+    go.set()
     try:
         # The fast consumer gets everything while the slow one is stuck on its first event.
         eventually(lambda: len(fast.names()) == 5 + 50, timeout=10, what="fast consumer")
