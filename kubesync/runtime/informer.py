@@ -268,6 +268,9 @@ class SharedInformer(Generic[K]):
         return []
 
     def _dispatch(self, ev: Any) -> None:
+        # Under our lock, so a consumer joining now sees either all of this event (in the
+        # store or the list in progress) or none of it, then the rest in order. The store's
+        # index functions therefore run under it too: they must not subscribe.
         with self._lock:
             self._writer.apply_event(ev)  # the store first: handlers read it
             subs = list(self._subs)

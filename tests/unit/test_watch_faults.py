@@ -236,3 +236,39 @@ def test_a_server_refusing_streaming_lists_is_listed_at_once() -> None:
     assert api.watch_calls[0]["send_initial_events"] is True
     assert "send_initial_events" not in api.watch_calls[1]
     assert errors == []
+
+
+def test_connections_have_tcp_keepalive_on() -> None:
+    import socket
+    import ssl
+
+    from kubesync.client.transport import Transport
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    answered = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
+            answered.wait(10)
+
+    t = threading.Thread(target=serve, name="test-keepalive-server", daemon=True)
+    t.start()
+    transport = Transport(base_url=f"http://127.0.0.1:{port}",
+                          ssl_context=ssl.create_default_context())
+    try:
+        response = transport.send("GET", f"http://127.0.0.1:{port}/api", timeout=10,
+                                  stream=True)
+        sock = response._raw.raw._connection.sock  # the open stream's socket
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+    finally:
+        answered.set()
+        transport.close()
+        t.join(10)
+        server.close()
