@@ -436,8 +436,9 @@ _versions_lock = threading.Lock()
 
 
 def server_version(api: Api[Any]) -> Optional[Tuple[int, int]]:
-    """The (major, minor) of ``api``'s server from ``/version``, asked once per Client;
-    None when it cannot be told (then the watcher makes the choices every server takes)."""
+    """The (major, minor) of ``api``'s server from ``/version``, asked once per Client (a
+    failure is not remembered); None when it cannot be told (then the watcher makes the
+    choices every server takes)."""
     client = getattr(api, "client", None)
     if client is None:
         return None
@@ -449,9 +450,9 @@ def server_version(api: Api[Any]) -> Optional[Tuple[int, int]]:
         major = int(str(info["major"]).rstrip("+"))
         minor = int(str(info["minor"]).rstrip("+"))
         found: Optional[Tuple[int, int]] = (major, minor)
-    except Exception as e:  # an answer we cannot read: choose as for an old server
+    except Exception as e:  # no answer we can read: choose as for an old server, this once
         log.info("could not tell the server's version (%s); listing with rv 0", e)
-        found = None
+        return None
     with _versions_lock:
         _versions[id(client)] = found
         weakref.finalize(client, _versions.pop, id(client), None)
