@@ -29,7 +29,7 @@ REPO = ROOT.parent
 ORDER = ("errors", "core", "models", "config", "client", "runtime")
 #: The ends of the line, in this order: each may import the whole line, display, and the
 #: ends before it (manifests' apply waits for CRDs with crd's helper; testing may use both).
-ENDS = ("crd", "manifests", "codegen", "testing")
+ENDS = ("crd", "webhook", "manifests", "codegen", "testing")
 #: Presentation: may import these; imported only by ENDS, the root and ALLOWED hooks.
 DISPLAY_IMPORTS = ("errors", "core", "models")
 #: Leaves anyone may import.
