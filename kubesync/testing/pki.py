@@ -91,6 +91,33 @@ def _signed(
     return CertPair(crt, key)
 
 
+def make_ca(folder: Path, name: str = "ca", cn: str = "kubesync-local-ca") -> CertPair:
+    """A self-signed CA (``NAME.crt``, ``NAME.key``) in ``folder``."""
+    ca_key = folder / f"{name}.key"
+    ca_crt = folder / f"{name}.crt"
+    _key(ca_key)
+    _openssl(
+        [
+            "req", "-x509", "-new", "-key", str(ca_key), "-subj", f"/CN={cn}",
+            "-days", _DAYS, "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", str(ca_crt),
+        ],
+        folder,
+    )
+    return CertPair(ca_crt, ca_key)
+
+
+def make_serving_cert(folder: Path, name: str, ca: CertPair, sans: Sequence[str],
+                      cn: Optional[str] = None) -> CertPair:
+    """A TLS server certificate signed by ``ca`` for ``sans`` (``IP:127.0.0.1``,
+    ``DNS:svc.ns.svc``), e.g. for a webhook the API server calls."""
+    return _signed(
+        folder, name, f"/CN={cn or name}", ca,
+        ext=["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment",
+             "extendedKeyUsage=serverAuth", "subjectAltName=" + ",".join(sans)],
+    )
+
+
 def make_pki(
     folder: Path,
     *,
@@ -102,26 +129,11 @@ def make_pki(
     With ``node_name`` it also makes the node's kubelet certificate and the apiserver's
     client certificate for talking to that kubelet.
     """
-    ca_key = folder / "ca.key"
-    ca_crt = folder / "ca.crt"
-    _key(ca_key)
-    _openssl(
-        [
-            "req", "-x509", "-new", "-key", str(ca_key), "-subj", "/CN=kubesync-local-ca",
-            "-days", _DAYS, "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", str(ca_crt),
-        ],
-        folder,
-    )
-    ca = CertPair(ca_crt, ca_key)
+    ca = make_ca(folder)
     sans = ["IP:127.0.0.1", "DNS:localhost", "IP:10.0.0.1", "DNS:kubernetes",
             "DNS:kubernetes.default", "DNS:kubernetes.default.svc"]
     sans += list(extra_sans or ())
-    serving = _signed(
-        folder, "apiserver", "/CN=kube-apiserver", ca,
-        ext=["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment",
-             "extendedKeyUsage=serverAuth", "subjectAltName=" + ",".join(sans)],
-    )
+    serving = make_serving_cert(folder, "apiserver", ca, sans, cn="kube-apiserver")
     admin = _signed(
         folder, "admin", "/O=system:masters/CN=kubesync-admin", ca,
         ext=["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature,keyEncipherment",
