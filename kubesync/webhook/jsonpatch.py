@@ -190,13 +190,13 @@ def _apply_one(doc: Any, op: Operation) -> Any:
         if not json_equal(_get(doc, path), op["value"]):
             raise JsonPatchError(f"{path}: test failed")
         return doc
+    if kind not in ("copy", "move"):
+        raise JsonPatchError(f"unknown operation {kind!r}")
     source = op.get("from")
     if not isinstance(source, str):
         raise JsonPatchError(f"'from' must be a string, not {source!r}")
     if kind == "copy":
         return _add(doc, path, json_copy(_get(doc, source)), replace=False)
-    if kind == "move":
-        if path.startswith(source + "/"):
-            raise JsonPatchError(f"cannot move {source} into its own child {path}")
-        return _add(doc, path, _remove(doc, source), replace=False)
-    raise JsonPatchError(f"unknown operation {kind!r}")
+    if path.startswith(source + "/"):
+        raise JsonPatchError(f"cannot move {source} into its own child {path}")
+    return _add(doc, path, _remove(doc, source), replace=False)

@@ -11,13 +11,14 @@ import attrs
 import pytest
 
 from kubesync import Api
+from kubesync.core.params import Patch
 from kubesync.crd import CustomResource, Model, install, merge_crds, uninstall
 from kubesync.errors import ApiError, NotFound
 from kubesync.models.admissionregistration_v1 import (
     MutatingWebhookConfiguration,
     ValidatingWebhookConfiguration,
 )
-from kubesync.models.core_v1 import ConfigMap
+from kubesync.models.core_v1 import ConfigMap, Namespace
 from kubesync.models.meta_v1 import ObjectMeta
 from kubesync.testing.pki import make_ca, make_serving_cert
 from kubesync.webhook import (
@@ -41,6 +42,7 @@ FORBIDDEN = "password"
 DENIAL = "ConfigMaps may not hold a password; use a Secret"
 LABEL = "webhook.kubesync.test/mutated"
 GROUP = "webhooks.e2e.kubesync.test"
+NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 @attrs.define
@@ -110,6 +112,12 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
 def admission(kube_client: Any, kube_namespace: str, endpoint: Endpoint) -> Iterator[str]:
     """Both configurations, scoped to the test's namespace; deleted after the test."""
     suffix = secrets.token_hex(3)
+    # The API server sets this label on every namespace from 1.21 on; on older servers
+    # (1.20) the test sets it, as an operator of such a cluster would.
+    namespaces = Api(kube_client, Namespace)
+    if NAME_LABEL not in (namespaces.get(kube_namespace).metadata.labels or {}):
+        namespaces.patch(kube_namespace, Patch.merge(
+            {"metadata": {"labels": {NAME_LABEL: kube_namespace}}}))
     selector = namespace_selector(kube_namespace)
     vwc = validating_webhook_configuration(f"validate-{suffix}.kubesync.test", hooks, endpoint,
                                            namespace_selector=selector)
@@ -186,9 +194,8 @@ def test_conversion_webhook_converts_between_v1_and_v2(
         kube_client: Any, kube_namespace: str, widgets: None) -> None:
     v1 = Api(kube_client, WidgetV1, namespace=kube_namespace)
     v2 = Api(kube_client, WidgetV2, namespace=kube_namespace)
-    for version in ("v1", "v2"):
-        eventually(lambda: served(kube_client, f"/apis/{GROUP}/{version}/widgets"), 30,
-                   f"{version} served")
+    for path in (f"/apis/{GROUP}/v1/widgets", f"/apis/{GROUP}/v2/widgets"):
+        eventually(lambda p=path: served(kube_client, p), 30, f"{path} served")
     v1.create(WidgetV1.new("from-v1", WidgetSpecV1(host="db.example", port=5432)))
     assert v2.get("from-v1").spec.address == "db.example:5432"
     v2.create(WidgetV2.new("from-v2", WidgetSpecV2(address="cache.example:6379")))
