@@ -17,6 +17,8 @@ from typing import (
     Optional,
     Sequence,
     Tuple,
+    Type,
+    TypeVar,
     Union,
 )
 
@@ -41,6 +43,8 @@ __all__ = [
     "namespace_selector",
     "validating_webhook_configuration",
 ]
+
+C = TypeVar("C")
 
 #: The API server's own default; a webhook slower than this fails the request.
 TIMEOUT_SECONDS = 10
@@ -156,6 +160,11 @@ def _webhook(name: str, hooks: AdmissionWebhooks, endpoint: Endpoint, mutating: 
     return hook
 
 
+def _configuration(cls: Type[C], name: str, hook: Dict[str, Any]) -> C:
+    return decode(cls, {"apiVersion": "admissionregistration.k8s.io/v1", "kind": cls.__name__,
+                        "metadata": {"name": name}, "webhooks": [hook]})
+
+
 def validating_webhook_configuration(
     name: str, hooks: AdmissionWebhooks, endpoint: Endpoint, *,
     failure_policy: FailurePolicy = "Fail",
@@ -170,10 +179,7 @@ def validating_webhook_configuration(
 
     hook = _webhook(name, hooks, endpoint, False, failure_policy, namespace_selector,
                     object_selector, timeout_seconds, side_effects)
-    return decode(ValidatingWebhookConfiguration, {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": name}, "webhooks": [hook]})
+    return _configuration(ValidatingWebhookConfiguration, name, hook)
 
 
 def mutating_webhook_configuration(
@@ -192,10 +198,7 @@ def mutating_webhook_configuration(
     hook = _webhook(name, hooks, endpoint, True, failure_policy, namespace_selector,
                     object_selector, timeout_seconds, side_effects)
     hook["reinvocationPolicy"] = reinvocation_policy
-    return decode(MutatingWebhookConfiguration, {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": name}, "webhooks": [hook]})
+    return _configuration(MutatingWebhookConfiguration, name, hook)
 
 
 def conversion_webhook(crd: CustomResourceDefinition, endpoint: Endpoint, *,

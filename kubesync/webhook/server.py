@@ -207,6 +207,8 @@ class WebhookServer:
                     _Handler(tls, address, server)
                 except OSError as e:  # a peer gone or timed out mid-request
                     logger.debug("webhook connection from %s ended: %s", address, e)
+                except Exception:  # never lose a failure silently with the thread
+                    logger.exception("webhook connection from %s failed", address)
         finally:
             with self._lock:
                 current = self._connections.pop(threading.current_thread(), sock)

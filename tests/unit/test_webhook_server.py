@@ -153,5 +153,5 @@ def test_a_missing_certificate_fails_start_naming_the_files(tmp_path: Path) -> N
     hooks = AdmissionWebhooks()
     server = WebhookServer(WebhookApp(hooks), cert_file=tmp_path / "c.crt",
                            key_file=tmp_path / "c.key", host="127.0.0.1", port=0)
-    with pytest.raises(KubeError, match="cannot load the webhook certificate .*c.crt"):
+    with pytest.raises(KubeError, match=r"cannot load the webhook certificate .*c\.crt"):
         server.start()
