@@ -136,7 +136,10 @@ class Conversions:
                              step.source, step.target, exc_info=True)
                 raise ConversionError(f"converting {kind} {name!r} from {step.source} to "
                                       f"{step.target}: {e or type(e).__name__}") from None
-            encoded = encode(result) if not isinstance(result, dict) else result
+            try:
+                encoded = dict(result) if isinstance(result, Mapping) else encode(result)
+            except Exception:  # not an object we can encode: say so below
+                encoded = None
             if not isinstance(encoded, dict):
                 raise ConversionError(f"the conversion {step.source} -> {step.target} of "
                                       f"{kind} returned {type(result).__name__}, not an object")

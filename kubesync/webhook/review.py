@@ -155,6 +155,8 @@ class AdmissionRequest(Generic[K]):
         self.sub_resource: Optional[str] = raw.get("subResource") or None
         self.request_kind = _gvk(raw.get("requestKind") or raw.get("kind"), "requestKind",
                                  self.uid)
+        self.request_resource = _gvr(raw.get("requestResource") or raw.get("resource"),
+                                     "requestResource", self.uid)
         self.name: Optional[str] = raw.get("name") or None
         self.namespace: Optional[str] = raw.get("namespace") or None
         self.operation: str = raw.get("operation", "")

@@ -343,6 +343,15 @@ def test_a_raising_conversion_fails_with_its_message(conversions: Conversions) -
         "message": "converting Widget 'w' from example.com/v2 to example.com/v3: size below zero"}
 
 
+def test_a_conversion_returning_a_non_object_fails_the_review() -> None:
+    c = Conversions()
+    c.register("example.com/v1", "example.com/v2", kind="Widget")(lambda obj: 42)
+    _, got = answer(WebhookApp(conversion=c), "/convert",
+                    conversion_review([widget("v1")], "example.com/v2"))
+    assert got["response"]["result"]["status"] == "Failure"
+    assert "returned int, not an object" in got["response"]["result"]["message"]
+
+
 @pytest.mark.parametrize("body, message", [
     (b"nope", "the body is not JSON"),
     ({"apiVersion": "apiextensions.k8s.io/v1", "kind": "ConversionReview",
@@ -412,3 +421,17 @@ def test_conversion_webhook_sets_the_crd_conversion_stanza() -> None:
     assert out["spec"]["conversion"]["webhook"]["clientConfig"]["url"] == "https://h:1/convert"
     assert out["spec"]["conversion"]["webhook"]["conversionReviewVersions"] == ["v1"]
     assert "conversion" not in encode(crd)["spec"]  # a copy
+
+
+def test_the_app_mounted_in_flask_answers_below_its_prefix(hooks: AdmissionWebhooks) -> None:
+    from flask import Flask
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    flask_app = Flask("t")
+    flask_app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        flask_app.wsgi_app, {"/webhooks": WebhookApp(hooks)})
+    got = flask_app.test_client().post("/webhooks/validate",
+                                       data=json.dumps(review(configmap({"password": "x"}))))
+    assert got.status_code == 200
+    assert got.get_json()["response"]["status"]["message"] == "no passwords here"
+    assert flask_app.test_client().post("/webhooks/validate", data=b"[").status_code == 400
