@@ -7,9 +7,9 @@ Pointers follow RFC 6901 (``~`` is written ``~0``, ``/`` is written ``~1``).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
-from kubesync.core.json import json_copy
+from kubesync.core.json import dumps, json_copy
 from kubesync.errors import KubeError
 
 __all__ = ["JsonPatchError", "apply_patch", "escape_pointer", "json_patch", "unescape_pointer"]
@@ -51,33 +51,44 @@ def json_patch(old: Any, new: Any) -> List[Operation]:
     still valid when it is applied). Values of a different type are replaced whole.
     """
     ops: List[Operation] = []
-    _diff(old, new, "", ops)
+    _diff(old, new, (), ops)
     return ops
 
 
-def _diff(old: Any, new: Any, path: str, ops: List[Operation]) -> None:
-    if json_equal(old, new):
+def _pointer(at: Tuple[str, ...]) -> str:
+    return "".join("/" + escape_pointer(t) for t in at)
+
+
+def _diff(old: Any, new: Any, at: Tuple[str, ...], ops: List[Operation]) -> None:
+    # Containers are walked, not compared first, and a path is only spelled out for an
+    # operation: one cheap pass over the document.
+    if old is new:
         return
-    if isinstance(old, dict) and isinstance(new, dict):
+    if type(old) in (dict, list) and type(old) is type(new) and old == new \
+            and dumps(old) == dumps(new):
+        # Python's == (fast, in C) may call True and 1 equal; the JSON text never does.
+        return
+    if type(old) is dict and type(new) is dict:
         for key in old:
             if key not in new:
-                ops.append({"op": "remove", "path": f"{path}/{escape_pointer(key)}"})
+                ops.append({"op": "remove", "path": _pointer((*at, key))})
         for key, value in new.items():
-            at = f"{path}/{escape_pointer(key)}"
             if key in old:
-                _diff(old[key], value, at, ops)
+                _diff(old[key], value, (*at, key), ops)
             else:
-                ops.append({"op": "add", "path": at, "value": json_copy(value)})
-    elif isinstance(old, list) and isinstance(new, list):
+                ops.append({"op": "add", "path": _pointer((*at, key)),
+                            "value": json_copy(value)})
+    elif type(old) is list and type(new) is list:
         common = min(len(old), len(new))
         for i in range(common):
-            _diff(old[i], new[i], f"{path}/{i}", ops)
+            _diff(old[i], new[i], (*at, str(i)), ops)
         for i in range(len(old) - 1, common - 1, -1):
-            ops.append({"op": "remove", "path": f"{path}/{i}"})
+            ops.append({"op": "remove", "path": _pointer((*at, str(i)))})
         for i in range(common, len(new)):
-            ops.append({"op": "add", "path": f"{path}/{i}", "value": json_copy(new[i])})
-    else:
-        ops.append({"op": "replace", "path": path, "value": json_copy(new)})
+            ops.append({"op": "add", "path": _pointer((*at, str(i))),
+                        "value": json_copy(new[i])})
+    elif type(old) is not type(new) or old != new:
+        ops.append({"op": "replace", "path": _pointer(at), "value": json_copy(new)})
 
 
 def _tokens(path: str) -> List[str]:
