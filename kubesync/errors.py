@@ -23,6 +23,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "DecodeError",
+    "ExecError",
     "ExecPluginError",
     "Forbidden",
     "Gone",
@@ -32,6 +33,7 @@ __all__ = [
     "KubeWarning",
     "MethodNotAllowed",
     "NotFound",
+    "ProtocolError",
     "RequestTimeout",
     "ServerError",
     "Status",
@@ -453,6 +455,53 @@ class TLSError(ConnectError):
     """The TLS handshake failed: an untrusted or mismatched server certificate, or a
     client certificate the server refused. Retrying does not help."""
 
+
+
+class ProtocolError(TransportError):
+    """A stream broke its protocol: a WebSocket message on an unknown channel, one without
+    a channel byte, or an exec stream that ended without its exit status."""
+
+
+class ExecError(KubeError):
+    """A command run in a container failed: it exited non-zero (``exec(check=True)``), or
+    it could not be run at all (``returncode`` None: no such command, container gone).
+
+    ``command`` is the command, ``stdout``/``stderr`` what it printed (bytes), ``status``
+    the ``Status`` the server sent on the error channel.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: Tuple[str, ...],
+        returncode: Optional[int],
+        stdout: bytes = b"",
+        stderr: bytes = b"",
+        status: Optional[Status] = None,
+    ):
+        self.command = tuple(command)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.status = status
+        tail = stderr.decode("utf-8", "replace").strip()[-ERROR_STDERR_TAIL:]
+        super().__init__(f"{message}\nstderr: {tail}" if tail else message)
+        self.message = message
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_exec_error, (self.message, self.command, self.returncode,
+                                      self.stdout, self.stderr, self.status))
+
+
+#: How much of a failed command's stderr goes into the ExecError message (the end of it).
+ERROR_STDERR_TAIL = 1000
+
+
+def _rebuild_exec_error(message: str, command: Tuple[str, ...], returncode: Optional[int],
+                        stdout: bytes, stderr: bytes, status: Optional[Status]) -> ExecError:
+    return ExecError(message, command=command, returncode=returncode, stdout=stdout,
+                     stderr=stderr, status=status)
 
 
 # Old names kept for one release; each use warns.

@@ -28,8 +28,10 @@ from urllib.parse import quote
 import attrs
 
 from kubesync._version import __version__
+from kubesync.client import wstransport
 from kubesync.client.gcpause import LARGE_BODY, gc_paused
 from kubesync.client.transport import Response, Timeout, Transport
+from kubesync.client.wstransport import WebSocket
 from kubesync.config import tls
 from kubesync.config.auth import Credentials
 from kubesync.config.config import Config, Impersonation
@@ -127,6 +129,7 @@ class RetryPolicy:
 
 
 _Self = TypeVar("_Self", bound="_ClosedOnExit")
+_T = TypeVar("_T")
 
 
 class _ClosedOnExit:
@@ -356,15 +359,8 @@ class Client(_ClosedOnExit):
         accept: Optional[Mapping[str, str]] = None,
     ) -> Response:
         """The one place a request goes out: headers, body, auth, retries."""
-        if self._closed:
-            raise UsageError("the client is closed")
-        path = req.path
-        if not path.startswith("/"):
-            raise UsageError(f"path must be an absolute API path starting with '/': {path!r}")
-        method = req.method.upper()
-        url = self._config.server + path
+        method, url, request_headers = self._prepare(req)
         data: Optional[bytes] = None
-        request_headers = dict(self._headers)
         body = req.body
         if body is not None:
             data = bytes(body) if isinstance(body, (bytes, bytearray)) else json.dumps(body)
@@ -372,44 +368,101 @@ class Client(_ClosedOnExit):
         request_headers.update(accept or {})
         request_headers.update(req.headers)
         query = _query(req.query)
-        attempt, refreshed = 0, False
+
+        def attempt(creds: Credentials) -> Response:
+            response = self._transport.send(
+                method,
+                url,
+                params=query,
+                body=data,
+                headers={**request_headers, **creds.headers},
+                multi_headers=self._multi_headers,
+                timeout=self._timeout if timeout is None else _pair(timeout),
+                stream=stream,
+            )
+            logger.debug("%s %s -> %d", method, url, response.status)
+            self._report_warnings(response)
+            if not response.ok:
+                raise response.error()
+            return response
+
+        return self._with_credentials(method, url, attempt, retry_as=method)
+
+    def send_websocket(
+        self,
+        request: Request,
+        *,
+        subprotocols: Sequence[str],
+        timeout: Optional[Timeout] = None,
+    ) -> WebSocket:
+        """Open a WebSocket for ``request`` (a GET: exec, attach, port-forward).
+
+        The same TLS context, credentials (refreshed once after a 401), impersonation
+        headers and proxy as every other call. The upgrade is retried only when it was
+        never sent (a connect error) or on 429: running a command twice is not safe. A
+        refused upgrade raises its ``ApiError`` (``Forbidden``, ``NotFound``...).
+        """
+        method, url, request_headers = self._prepare(request)
+        request_headers.update(request.headers)
+        full_url = self._transport.url_with_query(url, _query(request.query))
+        pair = self._timeout if timeout is None else _pair(timeout)
+
+        def attempt(creds: Credentials) -> WebSocket:
+            headers = {"User-Agent": self._transport.user_agent, **request_headers,
+                       **creds.headers}
+            ws = wstransport.connect(
+                full_url,
+                ssl_context=self._transport.ssl_context,
+                server_hostname=self._transport.server_hostname,
+                proxy_url=self._transport.proxy_for(url),
+                headers=[*headers.items(), *self._multi_headers],
+                subprotocols=subprotocols,
+                timeout=pair,
+            )
+            logger.debug("%s %s -> 101 (%s)", method, url, ws.subprotocol)
+            return ws
+
+        return self._with_credentials(method, url, attempt, retry_as="POST")
+
+    def _prepare(self, req: Request) -> Tuple[str, str, Dict[str, str]]:
+        """The method, URL and base headers of ``req`` (checked: open client, API path)."""
+        if self._closed:
+            raise UsageError("the client is closed")
+        path = req.path
+        if not path.startswith("/"):
+            raise UsageError(f"path must be an absolute API path starting with '/': {path!r}")
+        return req.method.upper(), self._config.server + path, dict(self._headers)
+
+    def _with_credentials(
+        self, method: str, url: str, attempt: Callable[[Credentials], _T], *, retry_as: str
+    ) -> _T:
+        """``attempt(credentials)`` until it succeeds: once more with refreshed credentials
+        after a 401, and again as the retry policy allows for a ``retry_as`` call."""
+        attempt_no, refreshed = 0, False
         while True:
             creds = self._credentials()
             error: KubeError
             try:
-                response = self._transport.send(
-                    method,
-                    url,
-                    params=query,
-                    body=data,
-                    headers={**request_headers, **creds.headers},
-                    multi_headers=self._multi_headers,
-                    timeout=self._timeout if timeout is None else _pair(timeout),
-                    stream=stream,
-                )
-            except TransportError as exc:
+                return attempt(creds)
+            except (ApiError, TransportError) as exc:
                 error = exc
-            else:
-                logger.debug("%s %s -> %d", method, url, response.status)
-                self._report_warnings(response)
-                if response.ok:
-                    return response
-                error = response.error()
-                if response.status == 401 and self._config.auth is not None and not refreshed:
-                    refreshed = True  # once: fresh credentials, then the same call again
-                    if self._config.auth.refresh(creds):
-                        logger.info("%s %s: 401, retrying with refreshed credentials", method, url)
-                        continue
-            delay = self._retry.delay(attempt, method, error)
+            auth = self._config.auth
+            if isinstance(error, ApiError) and error.code == 401 and auth is not None \
+                    and not refreshed:
+                refreshed = True  # once: fresh credentials, then the same call again
+                if auth.refresh(creds):
+                    logger.info("%s %s: 401, retrying with refreshed credentials", method, url)
+                    continue
+            delay = self._retry.delay(attempt_no, retry_as, error)
             if delay is None:
                 raise error
-            attempt += 1
+            attempt_no += 1
             logger.info(
                 "%s %s failed (%s); retry %d of %d in %.2f s",
                 method,
                 url,
                 error,
-                attempt,
+                attempt_no,
                 self._retry.retries,
                 delay,
             )

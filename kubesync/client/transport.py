@@ -102,6 +102,14 @@ class _TLSAdapter(requests.adapters.HTTPAdapter):
         # The context is part of urllib3's pool key, so new requests get new connections.
         self._ssl_context = ctx
 
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        return self._ssl_context
+
+    @property
+    def server_hostname(self) -> Optional[str]:
+        return self._server_hostname
+
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         # Older requests (< 2.32.2) take pool settings from here only.
         kwargs.update(self.tls_kwargs())
@@ -164,6 +172,33 @@ class Transport:
         """Use ``ctx`` for new connections (an exec plugin rotated the client certificate)."""
         with self._ssl_lock:
             self._adapter.set_ssl_context(ctx)
+
+    # -- what a WebSocket (client/wstransport.py) takes from here, so it trusts, names the
+    # -- server and goes through the proxy exactly as every request does ----------------
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The context new connections use (the kubeconfig's CA and client certificate)."""
+        with self._ssl_lock:
+            return self._adapter.ssl_context
+
+    @property
+    def server_hostname(self) -> Optional[str]:
+        """The kubeconfig's ``tls-server-name`` (SNI and verification), or None."""
+        return self._adapter.server_hostname
+
+    @property
+    def user_agent(self) -> str:
+        return str(self._session.headers.get("User-Agent", ""))
+
+    def proxy_for(self, url: str) -> Optional[str]:
+        """The proxy URL a request to ``url`` goes through, or None."""
+        return requests.utils.select_proxy(url, self.proxies)
+
+    def url_with_query(self, url: str, params: Sequence[Tuple[str, str]]) -> str:
+        """``url`` with ``params`` encoded as every request's query is."""
+        prepared = requests.Request("GET", url, params=list(params)).prepare()
+        return str(prepared.url)
 
     def send(
         self,
