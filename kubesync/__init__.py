@@ -7,6 +7,7 @@ from kubesync._version import __version__
 from kubesync.client import Client
 from kubesync.client.api import Api
 from kubesync.client.discovery import Discovery
+from kubesync.client.podexec import ExecProcess, ExecResult
 from kubesync.config import Config
 from kubesync.core.convert import ObjectList
 from kubesync.core.deprecation import warn_renamed
@@ -21,6 +22,7 @@ from kubesync.errors import (
     ConfigError,
     Conflict,
     DecodeError,
+    ExecError,
     Forbidden,
     Gone,
     Invalid,
@@ -54,6 +56,9 @@ __all__ = [
     "DecodeError",
     "Discovery",
     "DynamicObject",
+    "ExecError",
+    "ExecProcess",
+    "ExecResult",
     "Forbidden",
     "Gone",
     "Invalid",

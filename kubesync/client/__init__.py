@@ -1,5 +1,8 @@
 """The network side: ``Client`` (one shared Session, auth, retries, streams)."""
 
+from kubesync.client.channels import ReadStream
 from kubesync.client.client import Client, LineStream, RetryPolicy
+from kubesync.client.podexec import ExecProcess, ExecResult, StdinWriter
 
-__all__ = ["Client", "LineStream", "RetryPolicy"]
+__all__ = ["Client", "ExecProcess", "ExecResult", "LineStream", "ReadStream", "RetryPolicy",
+           "StdinWriter"]

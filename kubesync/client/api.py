@@ -19,13 +19,14 @@ from typing import (
     Literal,
     Mapping,
     Optional,
+    Sequence,
     Type,
     TypeVar,
     Union,
     overload,
 )
 
-from kubesync.client import pods
+from kubesync.client import podexec, pods
 from kubesync.client.gcpause import gc_paused
 from kubesync.client.watch import WatchStream
 from kubesync.core.backoff import UPDATE_CONFLICT
@@ -56,6 +57,7 @@ from kubesync.errors import (
 
 if TYPE_CHECKING:
     from kubesync.client.client import Client
+    from kubesync.client.podexec import ExecProcess, ExecResult
     from kubesync.core.convert import ObjectList
     from kubesync.models.autoscaling_v1 import Scale
     from kubesync.models.meta_v1 import PartialObjectMetadata
@@ -474,6 +476,51 @@ class Api(Generic[K]):
         return pods.logs(self.client, self._rb, name, container=container, follow=follow,
                          tail_lines=tail_lines, since_seconds=since_seconds,
                          timestamps=timestamps, previous=previous)
+
+    def exec(
+        self, name: str, command: Sequence[str], *, container: Optional[str] = None,
+        stdin: Union[bytes, str, None] = None, tty: bool = False,
+        timeout: Optional[float] = None, check: bool = False,
+    ) -> ExecResult:
+        """Run ``command`` in pod ``name`` to its end, as ``subprocess.run`` does.
+
+        ``stdin`` (bytes or str) is sent, then closed so the command sees EOF (on
+        servers before Kubernetes 1.30, which speak only ``v4.channel.k8s.io``, it cannot
+        be closed: give a command that does not read to EOF). ``timeout`` bounds the whole
+        command (``RequestTimeout``); ``check=True`` raises ``ExecError`` on a non-zero
+        exit. A command that cannot be run raises ``ExecError`` with ``returncode`` None.
+        Without the ``create`` verb on ``pods/exec``, ``Forbidden``.
+        """
+        return podexec.exec_command(self.client, self._rb, name, command,
+                                    container=container, stdin=stdin, tty=tty,
+                                    timeout=timeout, check=check)
+
+    def exec_stream(
+        self, name: str, command: Sequence[str], *, container: Optional[str] = None,
+        stdin: bool = False, tty: bool = False, timeout: Optional[float] = None,
+    ) -> ExecProcess:
+        """Start ``command`` in pod ``name``: a process-like ``ExecProcess`` to use in ``with``.
+
+        ``stdin=True`` gives ``proc.stdin`` (``write``, ``close``: the v5 close signal; a
+        v4 server cannot half-close it). ``proc.stdout``/``proc.stderr`` read as binary
+        files; ``proc.wait(timeout)`` returns the exit code; ``proc.resize(cols, rows)``
+        with ``tty=True``. ``timeout`` bounds the whole session.
+        """
+        return podexec.open_process(self.client, self._rb, name, command,
+                                    container=container, stdin=stdin, tty=tty,
+                                    timeout=timeout)
+
+    def attach(
+        self, name: str, *, container: Optional[str] = None, stdin: bool = False,
+        tty: bool = False, timeout: Optional[float] = None,
+    ) -> ExecProcess:
+        """Attach to the running main process of pod ``name`` (its container's stdio).
+
+        The same ``ExecProcess`` as ``exec_stream``; its ``stdin`` reaches the process
+        only if the container sets ``stdin: true`` (and ``tty: true`` for a TTY).
+        """
+        return podexec.open_process(self.client, self._rb, name, None, container=container,
+                                    stdin=stdin, tty=tty, timeout=timeout)
 
     # -- watch --------------------------------------------------------------------------
 

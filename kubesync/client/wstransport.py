@@ -119,7 +119,7 @@ class WebSocket:
         self._ws.abort()  # wakes a reader blocked in receive()
         try:
             self._ws.shutdown()
-        except Exception:  # noqa: S110 - closing a broken socket has nothing to report
+        except Exception:  # closing a broken socket has nothing to report
             pass
 
     def __repr__(self) -> str:

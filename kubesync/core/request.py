@@ -132,3 +132,8 @@ class RequestBuilder:
 
     def logs(self, name: str, query: Mapping[str, Any]) -> Request:
         return Request("GET", self._path(name, "log"), dict(query))
+
+    def connect(self, name: str, subresource: str, query: Mapping[str, Any]) -> Request:
+        """A GET on a connect subresource (``exec``, ``attach``, ``portforward``): the
+        request a WebSocket upgrade carries."""
+        return Request("GET", self._path(name, subresource), dict(query))
