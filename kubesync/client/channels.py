@@ -186,6 +186,7 @@ class ChannelStream:
             error = ProtocolError(f"the stream's reader failed: {exc!r}", method="GET",
                                   url=self.ws.url)
         finally:
+            self.ws.close()  # nothing more to read; a later send raises TransportError
             try:
                 self._on_end(error)
             finally:

@@ -116,7 +116,12 @@ class WebSocket:
         if self._closed:
             return
         self._closed = True
-        self._ws.abort()  # wakes a reader blocked in receive()
+        sock = self._ws.sock
+        if sock is not None:
+            try:  # wakes a reader blocked in readable() or receive(); close() alone does not
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         try:
             self._ws.shutdown()
         except Exception:  # closing a broken socket has nothing to report

@@ -404,3 +404,31 @@ def test_no_secret_in_reprs_errors_or_logs(caplog: pytest.LogCaptureFixture) -> 
             pods(server).exec("web", ["false"], check=True)
     texts += [str(info.value), repr(info.value), caplog.text]
     assert all(TOKEN not in t for t in texts)
+
+
+def answer_pings_until_hung_up(peer: Peer) -> None:
+    """Alive but quiet: pongs to every ping, no output, never an exit status."""
+    while peer.recv()[0] is not None:
+        pass
+
+
+def test_timeout_bounds_a_command_that_never_ends_on_a_live_connection() -> None:
+    with FakeExecServer(answer_pings_until_hung_up) as server:
+        api = pods(server, timeout=(2.0, 0.4))  # pings every 0.1 s keep the stream alive
+        with pytest.raises(errors.RequestTimeout, match=r"did not finish within 0\.8 s"):
+            api.exec("web", ["sleep", "1d"], timeout=0.8)
+
+
+def test_close_from_another_thread_ends_a_blocked_read_and_joins_the_reader() -> None:
+    reads: List[bytes] = []
+    with FakeExecServer(answer_pings_until_hung_up) as server:
+        proc = pods(server).exec_stream("web", ["sleep", "1d"])
+        reader = threading.Thread(target=lambda: reads.append(proc.stdout.read()),
+                                  name="test-blocked-reader")
+        reader.start()
+        proc.close()
+        reader.join(timeout=5)
+        assert not reader.is_alive() and reads == [b""]
+        assert not proc._stream._thread.is_alive()
+        with pytest.raises(errors.UsageError, match="closed before the command ended"):
+            proc.wait(1)
