@@ -134,14 +134,14 @@ class ExecProcess:
         req = rb.connect(name, subresource, query)
         ws = client.send_websocket(req, subprotocols=SUBPROTOCOLS)
         self.protocol = ws.subprotocol
+        self._url = ws.url  # set before the reader starts: its end may come at once
+        self._what = f"the command {list(command)}" if command else f"the attach to {name}"
         self.stdin: Optional[StdinWriter] = StdinWriter(self) if stdin else None
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._timeout = timeout
         self._stream = ChannelStream(
             ws, {STDOUT: self._out, STDERR: self._err, ERROR: self._status_pipe},
             name=f"{subresource}-{name}", on_end=self._ended, deadline=deadline,
-            deadline_text=f"the command {list(command)} did not finish within "
-                          f"{timeout or 0:g} s")
+            deadline_text=f"{self._what} did not finish within {timeout or 0:g} s")
 
     # -- the reader thread's end ---------------------------------------------------------
 
@@ -152,7 +152,7 @@ class ExecProcess:
             error = None  # the connection broke after the command had ended: nothing lost
         if error is None and status is None and not self._closed:
             error = ProtocolError("the exec stream ended without the command's exit status",
-                                  method="GET", url=self._stream.ws.url)
+                                  method="GET", url=self._url)
         with self._lock:
             self._status, self._error = status, error
         self._out.finish(error)
@@ -191,8 +191,8 @@ class ExecProcess:
         could not be run at all (no such command, say).
         """
         if not self._stream.ended.wait(timeout):
-            raise RequestTimeout(f"the command {list(self.command)} is still running after "
-                                 f"{timeout:g} s", method="GET", url=self._stream.ws.url)
+            raise RequestTimeout(f"{self._what} is still running after {timeout:g} s",
+                                 method="GET", url=self._url)
         with self._lock:
             status, error = self._status, self._error
         if error is not None:
@@ -266,9 +266,14 @@ def exec_command(client: Client, rb: RequestBuilder, name: str,
     with open_process(client, rb, name, command, container=container,
                       stdin=stdin is not None, tty=tty, timeout=timeout, collect=True) as proc:
         if proc.stdin is not None and stdin is not None:
-            proc.stdin.write(stdin)
-            if proc.protocol == V5:
-                proc.stdin.close()
+            try:
+                proc.stdin.write(stdin)
+                if proc.protocol == V5:
+                    proc.stdin.close()
+            except TransportError:
+                # The command ended without reading it all (as a broken pipe, which
+                # subprocess's communicate() ignores too); a real failure shows in wait().
+                pass
         code = proc.wait()
         out, err = proc.stdout.read(), proc.stderr.read()
     if check and code != 0:

@@ -432,3 +432,13 @@ def test_close_from_another_thread_ends_a_blocked_read_and_joins_the_reader() ->
         assert not proc._stream._thread.is_alive()
         with pytest.raises(errors.UsageError, match="closed before the command ended"):
             proc.wait(1)
+
+
+def test_stdin_for_a_command_that_exits_without_reading_it_is_no_error() -> None:
+    def script(peer: Peer) -> None:
+        prints(b"done\n")(peer)
+        answer_pings_until_hung_up(peer)  # a close with unread input would reset the TCP
+
+    with FakeExecServer(script) as server:
+        result = pods(server).exec("web", ["true"], stdin=b"x" * (1 << 20))
+    assert (result.stdout, result.returncode) == (b"done\n", 0)
