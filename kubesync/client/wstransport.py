@@ -160,6 +160,9 @@ def connect(
     sock: Optional[socket.socket] = None
     try:  # until the upgrade request is written, nothing was sent: a retry is safe
         sock = _dial(host, port, proxy_url, timeout[0], url)
+        # As urllib3 does for every request: small messages (keystrokes, resizes) go out
+        # at once instead of waiting for the previous one's ACK.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if secure:
             sock.settimeout(timeout[0])
             sock = ssl_context.wrap_socket(sock, server_hostname=server_hostname or host)
