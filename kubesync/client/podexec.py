@@ -95,7 +95,9 @@ class StdinWriter:
         """End the input (the v5 close signal): a command reading it sees EOF.
 
         A v4 server (Kubernetes before 1.30) cannot half-close stdin: this raises
-        ``UsageError``; close the whole process instead.
+        ``UsageError``; close the whole process instead. With a TTY the runtime keeps
+        the terminal open, so its reader sees no EOF: write ``b"\\x04"`` (Ctrl-D) at the
+        start of a line instead, as at a terminal.
         """
         if self.closed:
             return
@@ -207,7 +209,11 @@ class ExecProcess:
         return code
 
     def resize(self, cols: int, rows: int) -> None:
-        """Set the TTY's size (columns and rows), as a terminal window does."""
+        """Set the TTY's size (columns and rows), as a terminal window does.
+
+        The size travels apart from stdin (its own stream on the server's side): input
+        written just after a resize may reach the command before the new size does.
+        """
         if not self.tty:
             raise UsageError("resize needs a TTY: exec_stream(..., tty=True)")
         self._stream.send(RESIZE, json.dumps({"Width": int(cols), "Height": int(rows)}))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from typing import Any, Iterator, Tuple
 
@@ -88,20 +87,27 @@ def test_stdin_round_trips_through_cat_ended_by_closing_stdin(
 
 def test_a_tty_resize_is_seen_by_stty_size(shell: Tuple[Api[Pod], str]) -> None:
     pods, _ = shell
-    script = "while read line; do stty size; done"
+    # One "size=..." line per input line, also when stty fails: before the resize lands
+    # the terminal is 0x0 and busybox's stty prints an error instead of a size.
+    script = 'while read line; do echo "size=$(stty size 2>&1)"; done'
     with pods.exec_stream(POD, ["sh", "-c", script], stdin=True, tty=True, timeout=60) as proc:
         assert proc.stdin is not None
-        sizes = []
-        for _ in range(50):  # the resize and the line travel apart: ask until it shows
-            proc.resize(123, 45)
+        # The resize and stdin reach the container by separate streams: a line sent
+        # after the resize may still be read before it is applied. Ask until it shows.
+        proc.resize(123, 45)
+        seen = []
+        for _ in range(100):
             proc.stdin.write(b"\n")
-            line = proc.stdout.readline().strip()
-            while not re.fullmatch(rb"\d+ \d+", line):
-                line = proc.stdout.readline().strip()
-            sizes.append(line)
-            if line == b"45 123":
+            line = proc.stdout.readline()  # the terminal's echo of the newline first
+            while line and not line.startswith(b"size="):
+                line = proc.stdout.readline()
+            seen.append(line.strip())
+            if seen[-1] == b"size=45 123":
                 break
-        assert sizes[-1] == b"45 123", sizes
+        assert seen[-1] == b"size=45 123", seen
+        # A terminal ends input with Ctrl-D; closing stdin does not reach a TTY's reader.
+        proc.stdin.write(b"\x04")
+        assert proc.wait(30) == 0
 
 
 def test_ten_megabytes_of_output_arrive_without_loss(shell: Tuple[Api[Pod], str]) -> None:
