@@ -8,6 +8,7 @@ from kubesync.client import Client
 from kubesync.client.api import Api
 from kubesync.client.discovery import Discovery
 from kubesync.client.podexec import ExecProcess, ExecResult
+from kubesync.client.portforward import PortForward, PortForwardStream
 from kubesync.config import Config
 from kubesync.core.convert import ObjectList
 from kubesync.core.deprecation import warn_renamed
@@ -28,6 +29,7 @@ from kubesync.errors import (
     Invalid,
     KubeError,
     NotFound,
+    PortForwardError,
     RequestTimeout,
     TooManyRequests,
     TransportError,
@@ -67,6 +69,9 @@ __all__ = [
     "NotFound",
     "ObjectList",
     "Patch",
+    "PortForward",
+    "PortForwardError",
+    "PortForwardStream",
     "RequestTimeout",
     "TooManyRequests",
     "TransportError",

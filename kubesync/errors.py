@@ -33,6 +33,7 @@ __all__ = [
     "KubeWarning",
     "MethodNotAllowed",
     "NotFound",
+    "PortForwardError",
     "ProtocolError",
     "RequestTimeout",
     "ServerError",
@@ -502,6 +503,24 @@ def _rebuild_exec_error(message: str, command: Tuple[str, ...], returncode: Opti
                         stdout: bytes, stderr: bytes, status: Optional[Status]) -> ExecError:
     return ExecError(message, command=command, returncode=returncode, stdout=stdout,
                      stderr=stderr, status=status)
+
+
+class PortForwardError(KubeError):
+    """The pod's side of a port-forward failed (nothing listening on ``port``, the pod
+    gone): the server's text from the port's error channel, for that connection only."""
+
+    def __init__(self, message: str, *, pod: str, port: int):
+        self.pod = pod
+        self.port = port
+        self.message = message
+        super().__init__(f"port-forward to port {port} of pod {pod} failed: {message}")
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_port_forward_error, (self.message, self.pod, self.port))
+
+
+def _rebuild_port_forward_error(message: str, pod: str, port: int) -> PortForwardError:
+    return PortForwardError(message, pod=pod, port=port)
 
 
 # Old names kept for one release; each use warns.

@@ -3,6 +3,7 @@
 from kubesync.client.channels import ReadStream
 from kubesync.client.client import Client, LineStream, RetryPolicy
 from kubesync.client.podexec import ExecProcess, ExecResult, StdinWriter
+from kubesync.client.portforward import PortForward, PortForwardStream
 
-__all__ = ["Client", "ExecProcess", "ExecResult", "LineStream", "ReadStream", "RetryPolicy",
-           "StdinWriter"]
+__all__ = ["Client", "ExecProcess", "ExecResult", "LineStream", "PortForward",
+           "PortForwardStream", "ReadStream", "RetryPolicy", "StdinWriter"]

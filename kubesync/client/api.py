@@ -26,7 +26,7 @@ from typing import (
     overload,
 )
 
-from kubesync.client import podexec, pods
+from kubesync.client import podexec, pods, portforward
 from kubesync.client.gcpause import gc_paused
 from kubesync.client.watch import WatchStream
 from kubesync.core.backoff import UPDATE_CONFLICT
@@ -58,6 +58,7 @@ from kubesync.errors import (
 if TYPE_CHECKING:
     from kubesync.client.client import Client
     from kubesync.client.podexec import ExecProcess, ExecResult
+    from kubesync.client.portforward import PortForward, PortForwardStream
     from kubesync.core.convert import ObjectList
     from kubesync.models.autoscaling_v1 import Scale
     from kubesync.models.meta_v1 import PartialObjectMetadata
@@ -521,6 +522,26 @@ class Api(Generic[K]):
         """
         return podexec.open_process(self.client, self._rb, name, None, container=container,
                                     stdin=stdin, tty=tty, timeout=timeout)
+
+    def port_forward(self, name: str, port: int, *, local_port: int = 0,
+                     address: str = "127.0.0.1") -> PortForward:
+        """Forward a local port to ``port`` of pod ``name``, like ``kubectl port-forward``.
+
+        A ``PortForward`` to use in ``with``: connect to ``pf.address``/``pf.local_port``
+        (a free port unless ``local_port`` is given). Every connection gets its own
+        WebSocket, many at once; one the pod's side refuses (nothing listening) is
+        closed and logged, and the rest go on. Without the ``create`` verb on
+        ``pods/portforward``, connections are refused (logged as ``Forbidden``);
+        ``port_forward_stream`` raises it.
+        """
+        return portforward.open_listener(self.client, self._rb, name, port,
+                                         local_port=local_port, address=address)
+
+    def port_forward_stream(self, name: str, port: int) -> PortForwardStream:
+        """One TCP connection to ``port`` of pod ``name``, socket-like (``sendall``,
+        ``recv``, ``close``; a context manager). ``recv`` raises ``PortForwardError``
+        when the pod's side fails (nothing listening), ``RequestTimeout`` on a stall."""
+        return portforward.open_stream(self.client, self._rb, name, port)
 
     # -- watch --------------------------------------------------------------------------
 

@@ -81,13 +81,15 @@ Script = Callable[[Peer], None]
 
 
 class FakeExecServer:
-    """Accepts one connection, answers the upgrade, runs ``script``; ``requests`` records
-    (request line, headers) of it. Use as a context manager: the thread is joined."""
+    """Accepts ``connections`` connections one after the other, answers each upgrade and
+    runs ``script``; ``requests`` records (request line, headers) of each. Use as a
+    context manager: the thread is joined."""
 
     def __init__(self, script: Script, *, offer: Sequence[str] = (V5, V4),
                  refuse: Optional[Tuple[int, Dict[str, Any]]] = None,
-                 tls: Optional[ssl.SSLContext] = None):
+                 tls: Optional[ssl.SSLContext] = None, connections: int = 1):
         self.script, self.offer, self.refuse, self.tls = script, offer, refuse, tls
+        self.connections = connections
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.listener.getsockname()[1]}"
         self.requests: List[Tuple[str, List[Tuple[str, str]]]] = []
@@ -96,15 +98,20 @@ class FakeExecServer:
                                        daemon=True)
         self.thread.start()
 
-    def header(self, name: str) -> List[str]:
-        return [v for k, v in self.requests[0][1] if k.lower() == name.lower()]
+    def header(self, name: str, index: int = -1) -> List[str]:
+        return [v for k, v in self.requests[index][1] if k.lower() == name.lower()]
 
     def _serve(self) -> None:
+        for _ in range(self.connections):
+            if not self._serve_one():
+                return
+
+    def _serve_one(self) -> bool:
         try:
             self.listener.settimeout(10)
             conn, _ = self.listener.accept()
         except OSError:
-            return
+            return False
         try:
             conn.settimeout(10)
             if self.tls is not None:
@@ -116,6 +123,7 @@ class FakeExecServer:
             self.failure = exc
         finally:
             conn.close()
+        return True
 
     def _handle(self, conn: socket.socket) -> None:
         head = b""
