@@ -26,6 +26,9 @@ from bench import (
     listing,
     memory,
     peers,
+    podexec,
+    podsetup,
+    portforward,
     reflector,
     results,
     seed,
@@ -47,10 +50,14 @@ WORKLOADS = {
     controller.NAME: controller,
     startup.NAME: startup,
     reflector.NAME: reflector,
+    podexec.NAME: podexec,
+    portforward.NAME: portforward,
 }
+#: These talk to a pod, so the cluster gets a node (and its controller manager).
+NODE_WORKLOADS = {podexec.NAME, portforward.NAME}
 #: Which seeded namespace each workload reads ("list": 5000 objects; "store": 10k).
 SEEDS = {"list": "list", "decode": "list", "watch": "list", "controller": "list", "memory": "store",
-         "reflector": "store", "startup": None}
+         "reflector": "store", "startup": None, "exec": None, "portforward": None}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -83,13 +90,19 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def cluster(kubeconfig: Optional[str]) -> Iterator[str]:
-    """The kubeconfig of a cluster to measure: the given one, or a fresh LocalCluster."""
+def cluster(kubeconfig: Optional[str], *, node: bool = False) -> Iterator[str]:
+    """The kubeconfig of a cluster to measure: the given one, or a fresh LocalCluster
+    (with a node when a workload needs pods)."""
     if kubeconfig is not None:
         yield kubeconfig
         return
     from kubesync.testing import LocalCluster
 
+    if node:
+        log.info("starting the local cluster with a node (pods run)")
+        with LocalCluster(node=True) as c:
+            yield c.kubeconfig_path
+        return
     log.info("starting the local cluster (etcd + kube-apiserver on loopback, no node)")
     # No controller manager: nothing else writes ConfigMaps while we measure.
     with LocalCluster(controller_manager=False, node=False) as c:
@@ -142,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     scale = 10 if args.quick else 1
     done: List[WorkloadResult] = []
-    with cluster(args.kubeconfig) as kubeconfig:
+    with cluster(args.kubeconfig, node=bool(NODE_WORKLOADS & set(args.names))) as kubeconfig:
         env = Env.from_kubeconfig(kubeconfig, quick=args.quick)
         if urlsplit(env.server).hostname not in LOOPBACK:
             log.error("refusing %s: the benchmarks write thousands of objects; loopback "
@@ -164,6 +177,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             done.append(WORKLOADS[name].run(env, args.runs))
             log.info("workload %s took %.1f s", name, time.perf_counter() - started)
         info["load_average_end"] = load_average()
+        if NODE_WORKLOADS & set(args.names):
+            podsetup.delete(env)
     text = results.table(done)
     print()
     print(text)

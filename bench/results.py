@@ -18,6 +18,8 @@ def fmt_value(value: Optional[float], unit: str) -> str:
         return "n/a"
     if unit == "s":
         return f"{value * 1000:,.1f} ms"
+    if unit == "MB/s":
+        return f"{value:,.1f} MB/s"
     return f"{value:,.0f} {UNITS_SHORT.get(unit, unit)}"
 
 
