@@ -82,6 +82,11 @@ class Pipe:
                 self._cond.wait()
             return self._take_locked(len(self._buf) if n < 0 else n)
 
+    def wait_readable(self, timeout: Optional[float]) -> bool:
+        """Whether data (or EOF, or the error) is there, waiting at most ``timeout`` s."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._eof or bool(self._buf), timeout)
+
     def readline(self) -> bytes:
         """One line with its ``\\n`` (the last may lack it); ``b""`` at EOF."""
         with self._cond:

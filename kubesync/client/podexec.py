@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Type, Un
 import attrs
 
 from kubesync.client.channels import PIPE_LIMIT, ChannelStream, Pipe, ReadStream
+from kubesync.client.pods import require_pods
 from kubesync.core import json
 from kubesync.core.request import RequestBuilder
 from kubesync.errors import (
@@ -236,11 +237,6 @@ class ExecProcess:
         return f"<ExecProcess {list(self.command)} {self.protocol} {state}>"
 
 
-def _require_pods(rb: RequestBuilder, what: str) -> None:
-    if rb.resource.kind != "Pod" or rb.resource.group:
-        raise UsageError(f"{what} is for Pods")
-
-
 def _command(command: Union[str, Sequence[str]]) -> Tuple[str, ...]:
     if isinstance(command, str):
         raise UsageError("command is a list of arguments, e.g. ['sh', '-c', 'echo hi']")
@@ -255,7 +251,7 @@ def open_process(client: Client, rb: RequestBuilder, name: str,
                  container: Optional[str] = None, stdin: bool = False, tty: bool = False,
                  timeout: Optional[float] = None, collect: bool = False) -> ExecProcess:
     """Start ``command`` in pod ``name`` (or attach to its main process when None)."""
-    _require_pods(rb, "exec" if command is not None else "attach")
+    require_pods(rb, "exec is" if command is not None else "attach is")
     args = _command(command) if command is not None else ()
     query = exec_query(args, container=container, stdin=stdin, tty=tty,
                        attach=command is None)

@@ -22,7 +22,8 @@ __all__ = ["evict", "log_query", "logs"]
 EVICTION_VERSIONS = ("policy/v1", "policy/v1beta1")
 
 
-def _require_pods(rb: RequestBuilder, what: str) -> None:
+def require_pods(rb: RequestBuilder, what: str) -> None:
+    """``UsageError`` unless ``rb`` is for core Pods (``what``: "logs are", "exec is")."""
     if rb.resource.kind != "Pod" or rb.resource.group:
         raise UsageError(f"{what} for Pods")
 
@@ -55,7 +56,7 @@ def logs(
     since_seconds: Optional[int] = None, timestamps: bool = False, previous: bool = False,
 ) -> Union[str, Iterator[str]]:
     """A pod's log as one string; with ``follow=True`` an iterator of lines (str)."""
-    _require_pods(rb, "logs are")
+    require_pods(rb, "logs are")
     req = rb.logs(name, log_query(container=container, follow=follow, tail_lines=tail_lines,
                                   since_seconds=since_seconds, timestamps=timestamps,
                                   previous=previous))
@@ -79,7 +80,7 @@ def evict(
     A budget that forbids it raises ``TooManyRequests``. Servers older than 1.22 know only
     policy/v1beta1 Eviction; that is used when v1 is refused.
     """
-    _require_pods(rb, "evict is")
+    require_pods(rb, "evict is")
     opts = DeleteOptions(grace_period_seconds=grace_period_seconds, dry_run=dry_run).body()
     opts.pop("apiVersion"), opts.pop("kind")
     last: Optional[BadRequest] = None

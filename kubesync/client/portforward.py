@@ -21,8 +21,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, List, Optional, Set, Type, Union
 
 from kubesync.client.channels import PIPE_LIMIT, ChannelStream, Pipe
+from kubesync.client.pods import require_pods
 from kubesync.core.request import RequestBuilder
-from kubesync.errors import KubeError, PortForwardError, ProtocolError, UsageError
+from kubesync.errors import (
+    KubeError,
+    PortForwardError,
+    ProtocolError,
+    RequestTimeout,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from kubesync.client.client import Client
@@ -135,10 +142,17 @@ class PortForwardStream:
         self.sendall(data)
         return len(data)
 
-    def recv(self, bufsize: int = SEND_CHUNK) -> bytes:
-        """At most ``bufsize`` bytes from the pod's port; ``b""`` once it closed."""
+    def recv(self, bufsize: int = SEND_CHUNK, timeout: Optional[float] = None) -> bytes:
+        """At most ``bufsize`` bytes from the pod's port; ``b""`` once it closed.
+
+        ``timeout``: ``RequestTimeout`` when nothing came for that many seconds (the
+        connection stays usable); None waits as long as the connection lives.
+        """
         if bufsize <= 0:
             raise UsageError("bufsize must be positive")
+        if timeout is not None and not self._data.wait_readable(timeout):
+            raise RequestTimeout(f"nothing came from port {self.port} of pod {self.pod} "
+                                 f"within {timeout:g} s", method="GET", url=self._url)
         return self._data.read(bufsize)
 
     def close(self) -> None:
@@ -355,8 +369,7 @@ class PortForward:
 
 
 def _require_pod_port(rb: RequestBuilder, port: int) -> None:
-    if rb.resource.kind != "Pod" or rb.resource.group:
-        raise UsageError("port-forward is for Pods")
+    require_pods(rb, "port-forward is")
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise UsageError(f"port must be a TCP port number (1-65535), not {port!r}")
 

@@ -12,7 +12,7 @@ from typing import Any, Iterator, List
 import pytest
 
 from kubesync import Api, Client, Config, errors
-from kubesync.client.portforward import SUBPROTOCOLS
+from kubesync.client.portforward import ERROR_TEXT_LIMIT, SUBPROTOCOLS
 from kubesync.models.core_v1 import Pod
 from tests.unit.test_exec_ws import TOKEN, FakeExecServer, Peer, Script, pods
 
@@ -141,6 +141,20 @@ def test_error_channel_text_is_raised_by_recv_and_logged(caplog: pytest.LogCaptu
     assert REFUSED in caplog.text
 
 
+def test_error_text_beyond_its_limit_is_cut_off_not_buffered() -> None:
+    def script(peer: Peer) -> None:
+        peer.send(0, prefix())
+        peer.send(1, prefix() + b"e" * 40_000)
+        peer.send(1, b"e" * 40_000)
+        peer.close()
+
+    with FakeExecServer(script, offer=SUBPROTOCOLS) as server:
+        with pods(server).port_forward_stream("web", PORT) as stream:
+            with pytest.raises(errors.PortForwardError) as info:
+                stream.recv(10)
+    assert info.value.message == "e" * ERROR_TEXT_LIMIT
+
+
 def test_a_silent_server_ends_the_stream_with_a_timeout_not_a_hang() -> None:
     release = threading.Event()
 
@@ -155,6 +169,15 @@ def test_a_silent_server_ends_the_stream_with_a_timeout_not_a_hang() -> None:
                     stream.recv(10)
         finally:
             release.set()
+
+
+def test_recv_with_a_timeout_raises_when_nothing_comes_and_the_stream_stays_usable() -> None:
+    with FakeExecServer(forward(), offer=SUBPROTOCOLS) as server:
+        with pods(server).port_forward_stream("web", PORT) as stream:
+            with pytest.raises(errors.RequestTimeout, match=f"nothing came from port {PORT}"):
+                stream.recv(10, timeout=0.1)
+            stream.sendall(b"later")
+            assert stream.recv(10, timeout=10) == b"LATER"
 
 
 def test_a_refused_upgrade_raises_forbidden() -> None:
