@@ -48,6 +48,8 @@ SEND_CHUNK = 64 * 1024
 ERROR_TEXT_LIMIT = 64 * 1024
 # How many connections may wait to be accepted (the kernel's backlog).
 BACKLOG = 128
+# After a failed accept (no file descriptors left), wait this long before the next one.
+ACCEPT_RETRY = 0.1
 
 _numbers = itertools.count(1)
 
@@ -175,7 +177,8 @@ class _Connection:
     """One accepted local connection and its WebSocket, pumped by two named threads:
     ``up`` opens the WebSocket and copies local -> pod, ``down`` copies pod -> local.
     Whichever ends first ends the other: the local socket is shut down (waking ``up``)
-    and the WebSocket closed (waking ``down``)."""
+    and the WebSocket closed (waking ``down``). ``up`` ends last: it joins ``down`` and
+    closes the stream and the socket, so a finished connection holds no descriptor."""
 
     def __init__(self, forward: PortForward, sock: socket.socket, number: int):
         self._forward = forward
@@ -190,17 +193,27 @@ class _Connection:
         self._up.start()
 
     def alive(self) -> bool:
-        down = self._down
-        return self._up.is_alive() or (down is not None and down.is_alive())
+        return self._up.is_alive()  # up outlives down
 
     def _pump_up(self) -> None:
+        try:
+            self._forward_up()
+        finally:  # the owner of the connection: it ends last and releases everything
+            self.end()
+            down, stream = self._down, self._stream
+            if down is not None:
+                down.join()
+            if stream is not None:
+                stream.close()
+            self._sock.close()
+
+    def _forward_up(self) -> None:
         fw = self._forward
         try:
             stream = PortForwardStream(fw._client, fw._rb, fw.pod, fw.port)
         except KubeError as exc:
             logger.warning("port-forward %s: cannot connect to port %d of pod %s: %s",
                            fw.address_text, fw.port, fw.pod, exc)
-            self.end()
             return
         with self._lock:
             if self._done:  # stopped while connecting
@@ -214,12 +227,10 @@ class _Connection:
             while True:
                 data = self._sock.recv(SEND_CHUNK)
                 if not data:
-                    break  # the local client is done: no half-close in this protocol
+                    return  # the local client is done: no half-close in this protocol
                 stream.sendall(data)
         except (OSError, KubeError):
             pass  # the other side ended first, or the connection broke; down reports it
-        finally:
-            self.end()
 
     def _pump_down(self) -> None:
         stream = self._stream
@@ -254,15 +265,10 @@ class _Connection:
             stream.close()  # wakes down: its reads end
 
     def join(self) -> None:
-        """End the connection and join its threads and its stream's reader."""
+        """End the connection and wait until its threads have released it."""
         self.end()
-        for thread in (self._up, self._down):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join()
-        stream = self._stream
-        if stream is not None:
-            stream.close()
-        self._sock.close()
+        if self._up is not threading.current_thread():
+            self._up.join()  # up joins down and closes the stream and the socket
 
 
 class PortForward:
@@ -314,20 +320,19 @@ class PortForward:
                 except OSError as exc:  # out of file descriptors, say: keep listening
                     logger.warning("port-forward %s: accept failed: %s", self.address_text,
                                    exc)
+                    self._stopped.wait(ACCEPT_RETRY)  # not a hot loop while it lasts
                     continue
                 self._add(sock)
 
     def _add(self, sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
-            finished = [c for c in self._connections if not c.alive()]
-            self._connections.difference_update(finished)
+            # finished ones have released their sockets already: only forget them
+            self._connections = {c for c in self._connections if c.alive()}
             if self._stopped.is_set():
                 sock.close()
                 return
             self._connections.add(_Connection(self, sock, next(self._numbers)))
-        for conn in finished:
-            conn.join()  # their threads have ended: this only closes their sockets
 
     @property
     def connections(self) -> int:
