@@ -28,6 +28,7 @@ from kubesync.errors import (
     PortForwardError,
     ProtocolError,
     RequestTimeout,
+    TransportError,
     UsageError,
 )
 
@@ -48,6 +49,8 @@ SEND_CHUNK = 64 * 1024
 ERROR_TEXT_LIMIT = 64 * 1024
 # How many connections may wait to be accepted (the kernel's backlog).
 BACKLOG = 128
+# How long a failed send waits for the reader to record why the stream ended.
+END_WAIT = 5.0
 # After a failed accept (no file descriptors left), wait this long before the next one.
 ACCEPT_RETRY = 0.1
 
@@ -134,10 +137,19 @@ class PortForwardStream:
         return self._stream.thread_name
 
     def sendall(self, data: Union[bytes, bytearray, memoryview]) -> None:
-        """Send all of ``data`` to the pod's port (``TransportError`` once it ended)."""
+        """Send all of ``data`` to the pod's port. Once the connection ended this raises
+        what ended it (``PortForwardError``, ...), or ``TransportError``."""
         raw = bytes(data)
-        for start in range(0, len(raw), SEND_CHUNK):
-            self._stream.send(DATA, raw[start:start + SEND_CHUNK])
+        try:
+            for start in range(0, len(raw), SEND_CHUNK):
+                self._stream.send(DATA, raw[start:start + SEND_CHUNK])
+        except TransportError:
+            # The reader closes the WebSocket just before it records why the stream
+            # ended: wait for that (it is under way) and raise the reason itself.
+            self._stream.ended.wait(END_WAIT)
+            if self._error is not None:
+                raise self._error from None
+            raise
 
     def send(self, data: Union[bytes, bytearray, memoryview]) -> int:
         """Send ``data``; the number of bytes sent (all of them, as ``sendall``)."""

@@ -141,6 +141,15 @@ def test_error_channel_text_is_raised_by_recv_and_logged(caplog: pytest.LogCaptu
     assert REFUSED in caplog.text
 
 
+def test_sending_after_the_pod_side_failed_raises_its_error() -> None:
+    with FakeExecServer(refuse_connection, offer=SUBPROTOCOLS) as server:
+        with pods(server).port_forward_stream("web", PORT) as stream:
+            server.thread.join(10)  # the server has sent the error and closed
+            assert stream._stream.ended.wait(10)
+            with pytest.raises(errors.PortForwardError, match="connection refused"):
+                stream.sendall(b"too late")
+
+
 def test_error_text_beyond_its_limit_is_cut_off_not_buffered() -> None:
     def script(peer: Peer) -> None:
         peer.send(0, prefix())
