@@ -22,6 +22,7 @@ __all__ = [
     "Conflict",
     "ConnectError",
     "ConnectTimeout",
+    "CopyError",
     "DecodeError",
     "ExecError",
     "ExecPluginError",
@@ -521,6 +522,39 @@ class PortForwardError(KubeError):
 
 def _rebuild_port_forward_error(message: str, pod: str, port: int) -> PortForwardError:
     return PortForwardError(message, pod=pod, port=port)
+
+
+class CopyError(KubeError):
+    """Copying files to or from a container failed.
+
+    Either ``tar`` in the container failed or could not run (``returncode`` its exit code,
+    None when it never ran; ``stderr`` what it printed), or the archive it sent was
+    refused (``member``: the name in the archive) because extracting it would write
+    outside the destination or make something other than files, folders and links.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        member: Optional[str] = None,
+        returncode: Optional[int] = None,
+        stderr: bytes = b"",
+    ):
+        self.member = member
+        self.returncode = returncode
+        self.stderr = stderr
+        tail = stderr.decode("utf-8", "replace").strip()[-ERROR_STDERR_TAIL:]
+        super().__init__(f"{message}\nstderr: {tail}" if tail else message)
+        self.message = message
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_copy_error, (self.message, self.member, self.returncode, self.stderr))
+
+
+def _rebuild_copy_error(message: str, member: Optional[str], returncode: Optional[int],
+                        stderr: bytes) -> CopyError:
+    return CopyError(message, member=member, returncode=returncode, stderr=stderr)
 
 
 # Old names kept for one release; each use warns.

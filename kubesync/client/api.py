@@ -8,6 +8,7 @@ into the kind's model.
 
 from __future__ import annotations
 
+import os
 import random
 from typing import (
     TYPE_CHECKING,
@@ -26,7 +27,7 @@ from typing import (
     overload,
 )
 
-from kubesync.client import podexec, pods, portforward
+from kubesync.client import podcopy, podexec, pods, portforward
 from kubesync.client.gcpause import gc_paused
 from kubesync.client.watch import WatchStream
 from kubesync.core.backoff import UPDATE_CONFLICT
@@ -542,6 +543,38 @@ class Api(Generic[K]):
         ``recv``, ``close``; a context manager). ``recv`` raises ``PortForwardError``
         when the pod's side fails (nothing listening), ``RequestTimeout`` on a stall."""
         return portforward.open_stream(self.client, self._rb, name, port)
+
+    def copy_to(
+        self, name: str, local_path: Union[str, os.PathLike[str]], remote_path: str, *,
+        container: Optional[str] = None, timeout: Optional[float] = None,
+    ) -> None:
+        """Copy a local file or folder into pod ``name``, as ``kubectl cp``: it becomes
+        ``remote_path`` (a folder is merged into a folder there; its parent must exist).
+
+        Streamed as a tar archive to ``tar`` in the container (which must have one).
+        Symlinks inside are sent as symlinks, never followed; permission bits and mtimes
+        are kept, ownership is not. ``CopyError`` carries tar's exit code and stderr when
+        it fails (a missing remote folder); ``FileNotFoundError`` for a missing local path.
+        ``timeout`` bounds the whole copy.
+        """
+        podcopy.copy_to(self.client, self._rb, name, local_path, remote_path,
+                        container=container, timeout=timeout)
+
+    def copy_from(
+        self, name: str, remote_path: str, local_path: Union[str, os.PathLike[str]], *,
+        container: Optional[str] = None, timeout: Optional[float] = None,
+    ) -> None:
+        """Copy a file or folder out of pod ``name``, as ``kubectl cp``: it becomes
+        ``local_path`` (a file replaces a file there, a folder is merged into a folder).
+
+        The container's archive is not trusted: a member that would land outside
+        ``local_path`` (an absolute path, ``..``, a symlink or hard link pointing out, a
+        device file) fails the whole copy with ``CopyError`` naming it, and nothing is
+        written: the archive is extracted beside the destination and moved into place
+        only when all of it was accepted and tar exited 0.
+        """
+        podcopy.copy_from(self.client, self._rb, name, remote_path, local_path,
+                          container=container, timeout=timeout)
 
     # -- watch --------------------------------------------------------------------------
 
