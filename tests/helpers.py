@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 
 def eventually(cond: Callable[[], object], timeout: float = 60.0, what: str = "") -> None:
@@ -34,3 +34,23 @@ def server_minor(client: Any) -> Tuple[int, int]:
     """The API server's (major, minor) version, e.g. (1, 37)."""
     version = client.request("GET", "/version")
     return int(version["major"]), int(str(version["minor"]).rstrip("+"))
+
+
+def file_tree(root: Any) -> Dict[str, Tuple[str, object, int]]:
+    """Everything below the folder ``root``, by relative path: its kind, its content
+    (bytes, or a symlink's target) and its permission bits (0 for symlinks)."""
+    import os
+    import stat
+    from pathlib import Path
+
+    out: Dict[str, Tuple[str, object, int]] = {}
+    for path in sorted(Path(root).rglob("*")):
+        st = path.lstat()
+        rel = path.relative_to(root).as_posix()
+        if stat.S_ISLNK(st.st_mode):
+            out[rel] = ("link", os.readlink(path), 0)
+        elif stat.S_ISDIR(st.st_mode):
+            out[rel] = ("dir", None, stat.S_IMODE(st.st_mode))
+        else:
+            out[rel] = ("file", path.read_bytes(), stat.S_IMODE(st.st_mode))
+    return out

@@ -24,6 +24,7 @@ from kubesync.client.podcopy import (
     split_remote,
     walk,
 )
+from tests.helpers import file_tree
 
 SOURCE = "pod ns/p path /data"
 MTIME = 1_700_000_000
@@ -72,21 +73,6 @@ def run(dest: Path, raw: bytes, top: str = "data") -> Optional[str]:
         return link
     finally:
         extraction.discard()
-
-
-def tree(root: Path) -> Dict[str, Tuple[str, object, int]]:
-    """Everything below ``root``: kind, content (bytes or link target), permission bits."""
-    out: Dict[str, Tuple[str, object, int]] = {}
-    for path in sorted(root.rglob("*")):
-        st = path.lstat()
-        rel = path.relative_to(root).as_posix()
-        if stat.S_ISLNK(st.st_mode):
-            out[rel] = ("link", os.readlink(path), 0)
-        elif stat.S_ISDIR(st.st_mode):
-            out[rel] = ("dir", None, stat.S_IMODE(st.st_mode))
-        else:
-            out[rel] = ("file", path.read_bytes(), stat.S_IMODE(st.st_mode))
-    return out
 
 
 @pytest.fixture
@@ -241,7 +227,7 @@ def test_a_folder_keeps_files_links_modes_and_mtimes(work: Path) -> None:
               f"data/{long}/é": b"unicode"})
     dest = work / "out"
     assert run(dest, raw) is None
-    assert tree(dest) == {
+    assert file_tree(dest) == {
         "dangling": ("link", "nowhere", 0),
         "f": ("file", b"file", 0o640),
         "h": ("file", b"file", 0o640),
@@ -271,7 +257,7 @@ def test_members_named_from_dot_land_in_the_destination(work: Path) -> None:
     raw = tar_of(folder("./"), entry("./f"), folder("./sub"), entry("./sub/g"),
                  data={"./f": b"1", "./sub/g": b"2"})
     run(work / "out", raw, top=".")
-    assert tree(work / "out")["sub/g"] == ("file", b"2", 0o644)
+    assert file_tree(work / "out")["sub/g"] == ("file", b"2", 0o644)
 
 
 def test_a_folder_is_merged_into_a_folder_that_is_there(work: Path) -> None:
@@ -405,7 +391,7 @@ def test_a_fifo_in_the_source_is_refused_before_anything_is_sent(tmp_path: Path)
     assert info.value.member == "data/pipe" and str(src / "pipe") in str(info.value)
 
 
-def test_what_is_sent_extracts_to_the_same_tree(tmp_path: Path) -> None:
+def test_what_is_sent_extracts_to_the_same_file_tree(tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "a" / "b").mkdir(parents=True)
     (src / "a" / "b" / "deep").write_bytes(os.urandom(300_000))
@@ -416,7 +402,7 @@ def test_what_is_sent_extracts_to_the_same_tree(tmp_path: Path) -> None:
     send_archive(buf, list(walk(str(src), "data")))
     (tmp_path / "dst").mkdir()
     run(tmp_path / "dst" / "copy", buf.getvalue())
-    assert tree(tmp_path / "dst" / "copy") == tree(src)
+    assert file_tree(tmp_path / "dst" / "copy") == file_tree(src)
 
 
 @pytest.mark.parametrize("remote, split", [
