@@ -487,8 +487,7 @@ class ExecError(KubeError):
         self.stdout = stdout
         self.stderr = stderr
         self.status = status
-        tail = stderr.decode("utf-8", "replace").strip()[-ERROR_STDERR_TAIL:]
-        super().__init__(f"{message}\nstderr: {tail}" if tail else message)
+        super().__init__(_with_stderr(message, stderr))
         self.message = message
 
     def __reduce__(self) -> Any:
@@ -498,6 +497,12 @@ class ExecError(KubeError):
 
 #: How much of a failed command's stderr goes into the ExecError message (the end of it).
 ERROR_STDERR_TAIL = 1000
+
+
+def _with_stderr(message: str, stderr: bytes) -> str:
+    """``message`` and the end of a command's ``stderr``, where it usually says why."""
+    tail = stderr.decode("utf-8", "replace").strip()[-ERROR_STDERR_TAIL:]
+    return f"{message}\nstderr: {tail}" if tail else message
 
 
 def _rebuild_exec_error(message: str, command: Tuple[str, ...], returncode: Optional[int],
@@ -544,8 +549,7 @@ class CopyError(KubeError):
         self.member = member
         self.returncode = returncode
         self.stderr = stderr
-        tail = stderr.decode("utf-8", "replace").strip()[-ERROR_STDERR_TAIL:]
-        super().__init__(f"{message}\nstderr: {tail}" if tail else message)
+        super().__init__(_with_stderr(message, stderr))
         self.message = message
 
     def __reduce__(self) -> Any:

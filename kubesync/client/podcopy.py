@@ -43,7 +43,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: How many times a remote path that is itself a symlink is followed (Linux's own limit
 #: for one lookup is 40; a copy asks for one named path, so a short chain is plenty).
 MAX_HOPS = 8
-#: Bytes copied at a time between a tar member and its file.
+#: Bytes moved at a time: tar's stream blocks (one exec stdin message each, the size
+#: podexec sends) and the copies between a member and its file.
 CHUNK = 64 * 1024
 #: Permission bits kept; set-user-ID, set-group-ID and sticky bits are dropped (a copy is
 #: owned by whoever copies, so those bits would mean something else here).
@@ -134,14 +135,11 @@ def copy_to(client: Client, rb: RequestBuilder, name: str, local_path: PathLike,
             remote_path: str, *, container: Optional[str] = None,
             timeout: Optional[float] = None) -> None:
     """Copy a local file or folder so that it becomes ``remote_path`` in the container."""
-    _require_pods(rb)
     source = os.fspath(local_path)
     folder, top = split_remote(remote_path)
-    try:
-        real = os.path.realpath(source, strict=True)
-    except OSError:
-        raise FileNotFoundError(errno.ENOENT, "no local file or folder to copy", source) \
-            from None
+    if not os.path.exists(source):
+        raise FileNotFoundError(errno.ENOENT, "no local file or folder to copy", source)
+    real = os.path.realpath(source)
     is_dir = stat.S_ISDIR(os.stat(real).st_mode)
     if top == "." and not is_dir:
         raise UsageError(f"the remote path {remote_path!r} names a folder; a file needs "
@@ -191,7 +189,7 @@ def send_archive(out: Writable, entries: List[Tuple[str, str]]) -> None:
     """Write the tar stream of ``entries`` (from ``walk``) to ``out``, a block at a time."""
     # GNU long names, which every tar (busybox's too) reads; uid/gid 0 and no names, as
     # the container's tar is told to ignore them anyway (-o).
-    with tarfile.open(fileobj=_ExecPipe(writer=out), mode="w|",
+    with tarfile.open(fileobj=_ExecPipe(writer=out), mode="w|", bufsize=CHUNK,
                       format=tarfile.GNU_FORMAT) as archive:
         for path, arcname in entries:
             info = archive.gettarinfo(path, arcname)
@@ -209,7 +207,6 @@ def copy_from(client: Client, rb: RequestBuilder, name: str, remote_path: str,
               local_path: PathLike, *, container: Optional[str] = None,
               timeout: Optional[float] = None) -> None:
     """Copy a file or folder of the container so that it becomes ``local_path``."""
-    _require_pods(rb)
     remote = remote_path
     for _ in range(MAX_HOPS + 1):
         folder, top = split_remote(remote)
@@ -250,17 +247,12 @@ def _receive(proc: ExecProcess, extraction: Extraction, where: str) -> Optional[
 def extract(stream: Readable, extraction: Extraction) -> Optional[str]:
     """Feed each member of the tar stream to ``extraction`` (a block at a time); the
     target, with nothing extracted, when the copied path itself is a symlink."""
-    with tarfile.open(fileobj=_ExecPipe(reader=stream), mode="r|") as archive:
+    with tarfile.open(fileobj=_ExecPipe(reader=stream), mode="r|", bufsize=CHUNK) as archive:
         for member in archive:
             if extraction.is_top_link(member):
                 return member.linkname
             extraction.add(archive, member)
     return None
-
-
-def _require_pods(rb: RequestBuilder) -> None:
-    if rb.resource.kind != "Pod" or rb.resource.group:
-        raise UsageError("copying files is for Pods")
 
 
 # -- the local side: the extraction guard ----------------------------------------------
