@@ -331,7 +331,9 @@ class Extraction:
     def _check_link(self, member: tarfile.TarInfo, parts: Tuple[str, ...]) -> None:
         target = member.linkname
         if member.issym():
-            if not target or target.startswith("/"):
+            if not target:
+                raise self._refuse(member.name, "is a symlink to nothing")
+            if target.startswith("/"):
                 raise self._refuse(member.name, f"is a symlink to the absolute path "
                                                 f"{target!r}, outside the destination")
             at = os.path.join(self._root, *parts[:-1], target)
@@ -341,7 +343,11 @@ class Extraction:
             return
         if not parts:
             raise self._refuse(member.name, "is a hard link in place of the path asked for")
-        linked = self._parts(target, member.name) if target else ()
+        try:
+            linked = self._parts(target, member.name) if target else ()
+        except CopyError:
+            raise self._refuse(member.name, f"is a hard link to {target!r}, outside the "
+                                            "destination") from None
         if not linked:
             raise self._refuse(member.name, f"is a hard link to {target!r}, not to a file "
                                             "of the copy")

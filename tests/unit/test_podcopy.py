@@ -170,7 +170,13 @@ def test_a_file_below_a_symlink_to_outside_is_refused_at_the_link(work: Path) ->
 @pytest.mark.parametrize("target", ["../x", "/etc/passwd", "other/f", "data/../../x"])
 def test_a_hard_link_pointing_out_is_refused(work: Path, target: str) -> None:
     raw = tar_of(folder("data"), entry("data/f"), hardlink("data/h", target))
-    assert_refused(work, raw, "data/h")
+    message = str(assert_refused(work, raw, "data/h"))
+    assert f"hard link to {target!r}" in message
+
+
+def test_a_symlink_to_nothing_is_refused(work: Path) -> None:
+    assert "to nothing" in str(assert_refused(work, tar_of(folder("data"),
+                                                           symlink("data/l", "")), "data/l"))
 
 
 def test_a_hard_link_to_a_symlink_or_a_missing_file_is_refused(work: Path) -> None:
