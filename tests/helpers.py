@@ -54,3 +54,18 @@ def file_tree(root: Any) -> Dict[str, Tuple[str, object, int]]:
         else:
             out[rel] = ("file", path.read_bytes(), stat.S_IMODE(st.st_mode))
     return out
+
+
+def create_when_admitted(api: Any, obj: Any, timeout: float = 30.0) -> None:
+    """Create ``obj``, retrying while a new namespace refuses it: Pods are Forbidden
+    until the namespace's default ServiceAccount exists."""
+    from kubesync.errors import Forbidden
+
+    def created() -> bool:
+        try:
+            api.create(obj)
+        except Forbidden:
+            return False
+        return True
+
+    eventually(created, timeout=timeout, what=f"{obj.metadata.name} is admitted")

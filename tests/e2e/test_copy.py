@@ -26,7 +26,7 @@ from kubesync.models.meta_v1 import ObjectMeta
 from kubesync.runtime.conditions import is_pod_running
 from kubesync.runtime.wait import await_condition
 from kubesync.testing import TEST_IMAGE
-from tests.helpers import eventually, file_tree
+from tests.helpers import create_when_admitted, eventually, file_tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kube_node]
 #: A pod on a warm node runs within a few seconds; a cold first one imports and unpacks.
@@ -68,18 +68,11 @@ def pods(kube_client: Client) -> Iterator[Api[Pod]]:
                       env=[EnvVar(name="PATH", value="/fake:/bin")]),
         ]))
 
-    def created() -> bool:  # refused until the namespace's default ServiceAccount exists
-        try:
-            api.create(pod)
-        except errors.Forbidden:
-            return False
-        return True
-
     def lying() -> bool:
         return api.exec(POD, ["sh", "-c", "test -x /fake/tar"], container="evil").returncode == 0
 
     try:
-        eventually(created, timeout=30, what="the pod is admitted")
+        create_when_admitted(api, pod)
         await_condition(api, POD, is_pod_running(), timeout=RUN_TIMEOUT)
         eventually(lying, timeout=30, what="the evil container's tar is in place")
         yield api
