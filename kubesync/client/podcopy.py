@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Iterator, List, Optional, Protocol, Set, Tuple
 
 from kubesync.client.podexec import V5, ExecProcess, open_process
 from kubesync.core.request import RequestBuilder
-from kubesync.errors import CopyError, ExecError, TransportError, UsageError
+from kubesync.errors import CopyError, ExecError, RequestTimeout, TransportError, UsageError
 
 if TYPE_CHECKING:
     from kubesync.client.client import Client
@@ -49,6 +49,10 @@ CHUNK = 64 * 1024
 #: Permission bits kept; set-user-ID, set-group-ID and sticky bits are dropped (a copy is
 #: owned by whoever copies, so those bits would mean something else here).
 MODE_BITS = 0o777
+#: Seconds tar may take to exit once its archive is all sent or received. tar exits as
+#: soon as it wrote or read the end of its archive; a container that keeps the session
+#: open longer is stuck or lying, and the copy ends with RequestTimeout.
+TAR_EXIT_GRACE = 60.0
 #: Name prefix of the staging folder made beside a copy_from destination.
 STAGING_PREFIX = ".kubesync-copy-"
 
@@ -119,7 +123,7 @@ def _where(rb: RequestBuilder, name: str, container: Optional[str], path: str) -
 def _check_tar(proc: ExecProcess, where: str) -> None:
     """Wait for tar to end; ``CopyError`` with its exit code and stderr unless it was 0."""
     try:
-        code = proc.wait()
+        code = proc.wait(TAR_EXIT_GRACE)
     except ExecError as exc:
         if exc.returncode is not None:
             raise
@@ -234,10 +238,13 @@ def _receive(proc: ExecProcess, extraction: Extraction, where: str) -> Optional[
         if link is not None:
             return link
     except tarfile.TarError as exc:
-        _check_tar(proc, where)  # a failed tar explains a broken archive best
+        try:
+            _check_tar(proc, where)  # a failed tar explains a broken archive best
+        except RequestTimeout:
+            pass
         raise CopyError(f"the archive tar sent from {where} is broken: {exc}") from None
-    while proc.stdout.read(CHUNK):
-        pass  # the archive's padding, then the end of the stream
+    # What follows the archive's end (its padding) is left unread: it stays in the
+    # session's bounded buffer, and a container that keeps sending cannot keep us here.
     _check_tar(proc, where)
     if extraction.empty:
         raise CopyError(f"tar sent an empty archive from {where}")

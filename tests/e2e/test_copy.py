@@ -3,8 +3,9 @@ and crafted archives from a container whose ``tar`` lies, refused with nothing w
 
 The pod has three containers: ``main`` (busybox, a real tar), ``notar`` (no tar on its
 PATH) and ``evil``, whose ``tar`` on the PATH passes extraction to the real one but
-answers ``tar cf - -C DIR NAME`` with the file ``/crafted/NAME`` (or never answers, for
-NAME ``hang``): what a compromised container could do to someone copying from it.
+answers ``tar cf - -C DIR NAME`` with the file ``/crafted/NAME`` (never answering for
+NAME ``hang``, never exiting after it for NAMEs ``stall...``): what a compromised
+container could do to someone copying from it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Callable, Iterator, List, Tuple
 import pytest
 
 from kubesync import Api, Client, errors
+from kubesync.client import podcopy
 from kubesync.models.core_v1 import Container, EnvVar, Pod, PodSpec
 from kubesync.models.meta_v1 import ObjectMeta
 from kubesync.runtime.conditions import is_pod_running
@@ -43,7 +45,9 @@ cat > /fake/tar <<'EOF'
 #!/bin/sh
 if [ "$1" = cf ]; then
   [ "$5" = hang ] && exec sleep 3600
-  exec cat "/crafted/$5"
+  cat "/crafted/$5"
+  case "$5" in stall*) exec sleep 3600;; esac
+  exit 0
 fi
 exec /bin/tar "$@"
 EOF
@@ -257,3 +261,23 @@ def test_a_copy_that_never_ends_is_bounded_by_its_timeout(
                        timeout=3)
     assert "3 s" in str(info.value)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_container_that_never_exits_after_its_archive_ends_the_copy(
+        pods: Api[Pod], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(podcopy, "TAR_EXIT_GRACE", 2.0)
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "stall").write_bytes(crafted("stall", [("stall/ok", REG, "")]))
+    (staged / "stallgarbage").write_bytes(b"not a tar header " * 100)
+    for name in ("stall", "stallgarbage"):
+        pods.copy_to(POD, staged / name, f"/crafted/{name}", container="evil")
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(errors.RequestTimeout) as timed_out:
+        pods.copy_from(POD, "/anywhere/stall", work / "dest", container="evil")
+    assert "still running after 2 s" in str(timed_out.value)
+    with pytest.raises(errors.CopyError) as broken:
+        pods.copy_from(POD, "/anywhere/stallgarbage", work / "dest", container="evil")
+    assert "is broken" in str(broken.value)
+    assert os.listdir(work) == []
