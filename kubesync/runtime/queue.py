@@ -6,6 +6,12 @@ is done, so no event is lost. Delayed adds, and adds delayed by a per-key expone
 (``add_rate_limited``), come with it. Keys are any hashable value, such as the controller's
 object references.
 
+Every add takes a ``priority`` (default ``PRIORITY_NORMAL``): ready keys are handed out
+highest priority first, first come first served within one priority, as controller-runtime's
+priority queue does so that a restart's initial list (queued at ``PRIORITY_LOW``) does not
+hold up the changes that happen meanwhile. Adding a key that waits already at a higher
+priority moves it up; a lower one never moves it down.
+
     with queue.get() as key:   # blocks; raises QueueShutDown once the queue is shut down
         reconcile(key)         # done(key) is called on leaving the block, whatever happens
 """
@@ -16,17 +22,14 @@ import heapq
 import itertools
 import queue as _stdlib_queue
 import threading
-from collections import deque
 from types import TracebackType
 from typing import (
-    Deque,
     Dict,
     Generic,
     Hashable,
     List,
     Optional,
     Protocol,
-    Set,
     Tuple,
     Type,
     TypeVar,
@@ -41,6 +44,8 @@ __all__ = [
     "DEFAULT_BURST",
     "DEFAULT_MAX_DELAY",
     "DEFAULT_QPS",
+    "PRIORITY_LOW",
+    "PRIORITY_NORMAL",
     "BucketRateLimiter",
     "ItemExponentialRateLimiter",
     "MaxOfRateLimiter",
@@ -58,6 +63,11 @@ DEFAULT_BASE_DELAY = QUEUE_ITEM.initial
 DEFAULT_MAX_DELAY = QUEUE_ITEM.maximum
 DEFAULT_QPS = 10.0
 DEFAULT_BURST = 100
+
+#: The priority of a live change, and of the keys of an initial list or a resync: the
+#: latter wait behind the former. -100 is controller-runtime's LowPriority for the same use.
+PRIORITY_NORMAL = 0
+PRIORITY_LOW = -100
 
 T = TypeVar("T", bound=Hashable)
 
@@ -191,11 +201,13 @@ def default_rate_limiter(
 class WorkItem(Generic[T]):
     """A key handed out by ``WorkQueue.get()``; leaving its ``with`` block calls ``done``."""
 
-    __slots__ = ("_queue", "key")
+    __slots__ = ("_queue", "key", "priority")
 
-    def __init__(self, queue: WorkQueue[T], key: T) -> None:
+    def __init__(self, queue: WorkQueue[T], key: T, priority: int = PRIORITY_NORMAL) -> None:
         self._queue = queue
         self.key = key
+        #: The priority it was handed out at (a retry keeps it).
+        self.priority = priority
 
     def __enter__(self) -> T:
         return self.key
@@ -212,20 +224,23 @@ class WorkItem(Generic[T]):
         return f"WorkItem({self.key!r})"
 
 
-# A delay heap entry: (deadline, tie-breaker so keys are never compared, key).
-_Entry = Tuple[float, int, T]
+# A delay heap entry: (deadline, tie-breaker so keys are never compared, key, priority).
+_Entry = Tuple[float, int, T, int]
+# A ready heap entry: (-priority, arrival order, key); the heap's smallest is handed out first.
+_ReadyEntry = Tuple[int, int, T]
 
 
 class WorkQueue(Generic[T]):
-    """A de-duplicating work queue with delayed and rate-limited adds.
+    """A de-duplicating priority work queue with delayed, debounced and rate-limited adds.
 
     Thread-safety: every method may be called from any thread. One lock (inside one
-    ``Condition``) guards all state and is held only for a few set and deque operations; the
+    ``Condition``) guards all state and is held only for a few dict and heap operations; the
     rate limiter is called outside it, and no other code of yours runs under it but the
     keys' ``__hash__``/``__eq__``. The queue starts no thread.
 
-    A key is in each of the queue's collections at most once, so memory is bounded by the
-    number of distinct keys; the rate limiter keeps an entry per failing key until
+    A key is live in each of the queue's collections at most once (the two heaps hold at most
+    twice their live entries), so memory is bounded by the number of distinct keys; the
+    rate limiter keeps an entry per failing key until
     ``forget``. After ``shutdown()`` adds are ignored and ``get`` raises ``QueueShutDown``.
     """
 
@@ -242,12 +257,16 @@ class WorkQueue(Generic[T]):
             rate_limiter if rate_limiter is not None else default_rate_limiter(clock=clock)
         )
         self._cond = threading.Condition(threading.Lock())
-        # client-go's three collections: _dirty holds every key that needs processing (waiting, or
-        # added again while processed); _ready the waiting ones in order; _processing the
-        # ones a worker holds. A key in _processing is never in _ready.
-        self._ready: Deque[T] = deque()
-        self._dirty: Set[T] = set()
-        self._processing: Set[T] = set()
+        # client-go's three collections: _dirty maps every key that needs processing (waiting,
+        # or added again while processed) to the highest priority it was added at; _waiting
+        # the waiting ones to their live entry in the _ready heap; _processing the ones a
+        # worker holds to the priority they were handed out at. A key in _processing is never
+        # in _waiting. A key moved up leaves its old entry in _ready (skipped when popped;
+        # the heap is rebuilt once such entries outnumber the live ones).
+        self._ready: List[_ReadyEntry[T]] = []
+        self._waiting: Dict[T, _ReadyEntry[T]] = {}
+        self._dirty: Dict[T, int] = {}
+        self._processing: Dict[T, int] = {}
         # Delayed adds need no timer thread: get() promotes the keys whose deadline passed,
         # and a waiting getter sleeps only until the earliest deadline (an earlier add_after
         # wakes one to shorten its wait). With no getter, nobody would take a key anyway; a
@@ -261,45 +280,54 @@ class WorkQueue(Generic[T]):
 
     # -- adding
 
-    def add(self, key: T) -> None:
-        """Queue ``key`` unless it waits already; if it is being processed, queue it after."""
+    def add(self, key: T, priority: int = PRIORITY_NORMAL) -> None:
+        """Queue ``key`` unless it waits already; if it is being processed, queue it after.
+
+        A key waiting at a lower ``priority`` moves up to this one.
+        """
         with self._cond:
-            if not self._shutting_down and self._add_locked(key):
+            if not self._shutting_down and self._add_locked(key, priority):
                 self._cond.notify()
 
-    def add_after(self, key: T, delay: float) -> None:
-        """Add ``key`` once ``delay`` seconds have passed; of two pending delays the earlier wins.
+    def add_after(self, key: T, delay: float, priority: int = PRIORITY_NORMAL) -> None:
+        """Add ``key`` once ``delay`` seconds have passed; of two pending delays the earlier wins
+        (at the higher of their priorities).
 
         A pending delayed add is independent of ``add``: the key runs at the deadline even if
         it ran in between (client-go's semantics; a spare reconcile is harmless, a lost one
         is not).
         """
         if delay <= 0:
-            self.add(key)
+            self.add(key, priority)
+            return
+        with self._cond:
+            if not self._shutting_down:
+                self._add_after_locked(key, delay, priority)
+
+    def add_debounced(self, key: T, window: float, priority: int = PRIORITY_NORMAL) -> None:
+        """Add ``key`` ``window`` seconds after the first of a burst of such adds.
+
+        The adds that follow within the window join the pending one, so a burst of changes
+        to one object costs one reconcile, at most ``window`` seconds after the first
+        change. A key already waiting to be handed out needs no delay: it will be processed
+        after this change anyway, and only moves up to ``priority``.
+        """
+        if window <= 0:
+            self.add(key, priority)
             return
         with self._cond:
             if self._shutting_down:
                 return
-            deadline = self._clock.monotonic() + delay
-            old = self._delayed.get(key)
-            if old is not None and old[0] <= deadline:
-                return
-            entry = (deadline, next(self._seq), key)
-            self._delayed[key] = entry
-            heapq.heappush(self._heap, entry)
-            if old is not None and len(self._heap) > 2 * len(self._delayed) + 64:
-                # Too many superseded entries: keep the heap within twice the live ones.
-                self._heap = list(self._delayed.values())
-                heapq.heapify(self._heap)
-            if self._heap[0] is entry:
-                # A new earliest deadline: a getter waiting for a later one must wait less.
-                self._cond.notify()
+            if key in self._waiting:
+                self._add_locked(key, priority)
+            else:
+                self._add_after_locked(key, window, priority)
 
-    def add_rate_limited(self, key: T) -> None:
+    def add_rate_limited(self, key: T, priority: int = PRIORITY_NORMAL) -> None:
         """Add ``key`` after the rate limiter's delay for it (its backoff after a failure)."""
         if self._shutting_down:
             return  # and do not count a failure nobody will retry
-        self.add_after(key, self._rate_limiter.when(key))
+        self.add_after(key, self._rate_limiter.when(key), priority)
 
     def forget(self, key: T) -> None:
         """Reset ``key``'s failures (after a success): its next backoff starts small again."""
@@ -318,10 +346,14 @@ class WorkQueue(Generic[T]):
         already blocked), and the standard library's ``queue.Empty`` if ``timeout`` seconds
         pass first.
         """
-        return WorkItem(self, self.get_key(timeout))
+        key, priority = self._get(timeout)
+        return WorkItem(self, key, priority)
 
     def get_key(self, timeout: Optional[float] = None) -> T:
         """Like ``get``, but returns the bare key: you must call ``done(key)`` yourself."""
+        return self._get(timeout)[0]
+
+    def _get(self, timeout: Optional[float]) -> Tuple[T, int]:
         clock = self._clock
         with self._cond:
             give_up = None if timeout is None else clock.monotonic() + max(timeout, 0.0)
@@ -334,13 +366,11 @@ class WorkQueue(Generic[T]):
                     raise QueueShutDown(f"work queue {self.name!r} is shut down")
                 if self._heap:
                     self._promote_locked()
-                if self._ready:
-                    key = self._ready.popleft()
-                    self._dirty.discard(key)
-                    self._processing.add(key)
+                if self._waiting:
+                    key, priority = self._pop_ready_locked()
                     if watching and self._heap:
                         self._cond.notify()
-                    return key
+                    return key, priority
                 wake = self._heap[0][0] if self._heap else None
                 watching = wake is not None
                 if give_up is not None:
@@ -355,7 +385,7 @@ class WorkQueue(Generic[T]):
         """Mark ``key`` processed; if it was added meanwhile, queue it again now."""
         with self._cond:
             try:
-                self._processing.remove(key)
+                del self._processing[key]
             except KeyError:
                 raise UsageError(
                     f"done({key!r}) on work queue {self.name!r}: that key is not being processed"
@@ -364,7 +394,7 @@ class WorkQueue(Generic[T]):
                 if not self._processing:
                     self._cond.notify_all()  # wake shutdown(drain=True)
             elif key in self._dirty:
-                self._ready.append(key)
+                self._push_ready_locked(key, self._dirty[key])
                 self._cond.notify()
 
     # -- stopping
@@ -379,6 +409,7 @@ class WorkQueue(Generic[T]):
         with self._cond:
             self._shutting_down = True
             self._ready.clear()
+            self._waiting.clear()
             self._dirty.clear()
             self._heap.clear()
             self._delayed.clear()
@@ -402,7 +433,7 @@ class WorkQueue(Generic[T]):
         with self._cond:
             if self._heap:
                 self._promote_locked()
-            return len(self._ready)
+            return len(self._waiting)
 
     @property
     def processing(self) -> int:
@@ -421,22 +452,62 @@ class WorkQueue(Generic[T]):
     def __repr__(self) -> str:
         with self._cond:
             return (
-                f"<WorkQueue {self.name!r} ready={len(self._ready)} "
+                f"<WorkQueue {self.name!r} ready={len(self._waiting)} "
                 f"processing={len(self._processing)} delayed={len(self._delayed)}"
                 f"{' shut down' if self._shutting_down else ''}>"
             )
 
     # -- helpers that need the lock held
 
-    def _add_locked(self, key: T) -> bool:
+    def _add_locked(self, key: T, priority: int) -> bool:
         """Record that ``key`` needs processing; True if it became ready (wake a getter)."""
-        if key in self._dirty:
+        known = self._dirty.get(key)
+        if known is not None and known >= priority:
             return False
-        self._dirty.add(key)
+        self._dirty[key] = priority
         if key in self._processing:
             return False
-        self._ready.append(key)
-        return True
+        self._push_ready_locked(key, priority)
+        return known is None  # a key moved up was ready already: nobody new to wake
+
+    def _push_ready_locked(self, key: T, priority: int) -> None:
+        entry = (-priority, next(self._seq), key)
+        self._waiting[key] = entry
+        heapq.heappush(self._ready, entry)
+        if len(self._ready) > 2 * len(self._waiting) + 64:
+            # Too many entries of keys that moved up: keep the heap within twice the live ones.
+            self._ready = list(self._waiting.values())
+            heapq.heapify(self._ready)
+
+    def _pop_ready_locked(self) -> Tuple[T, int]:
+        """Hand out the first waiting key (there is one): the highest priority, oldest."""
+        while True:
+            entry = heapq.heappop(self._ready)
+            key = entry[2]
+            if self._waiting.get(key) is entry:
+                del self._waiting[key]
+                priority = self._dirty.pop(key)
+                self._processing[key] = priority
+                return key, priority
+
+    def _add_after_locked(self, key: T, delay: float, priority: int) -> None:
+        deadline = self._clock.monotonic() + delay
+        old = self._delayed.get(key)
+        if old is not None:
+            if old[0] <= deadline and old[3] >= priority:
+                return
+            deadline = min(deadline, old[0])
+            priority = max(priority, old[3])
+        entry = (deadline, next(self._seq), key, priority)
+        self._delayed[key] = entry
+        heapq.heappush(self._heap, entry)
+        if old is not None and len(self._heap) > 2 * len(self._delayed) + 64:
+            # Too many superseded entries: keep the heap within twice the live ones.
+            self._heap = list(self._delayed.values())
+            heapq.heapify(self._heap)
+        if self._heap[0] is entry:
+            # A new earliest deadline: a getter waiting for a later one must wait less.
+            self._cond.notify()
 
     def _promote_locked(self) -> None:
         """Move delayed keys whose deadline has passed to the ready queue."""
@@ -448,6 +519,6 @@ class WorkQueue(Generic[T]):
             key = entry[2]
             if delayed.get(key) is entry:
                 del delayed[key]
-                woken += self._add_locked(key)
+                woken += self._add_locked(key, entry[3])
         if woken:
             self._cond.notify(woken)
