@@ -47,6 +47,8 @@ from kubesync.core.request import (
     ACCEPT_METADATA_LIST,
     Request,
     RequestBuilder,
+    metadata_list_of,
+    metadata_of,
 )
 from kubesync.core.resource import ApiResource, resource_of
 from kubesync.errors import (
@@ -201,7 +203,7 @@ class Api(Generic[K]):
         from kubesync.models.meta_v1 import PartialObjectMetadata
 
         data = self._send(self._rb.get(name, accept=ACCEPT_METADATA))
-        return decode(PartialObjectMetadata, data)
+        return decode(PartialObjectMetadata, metadata_of(data))
 
     def list(
         self,
@@ -240,7 +242,7 @@ class Api(Generic[K]):
         params = ListParams(label_selector, field_selector, limit, continue_, resource_version,
                             resource_version_match)
         data = self._send(self._rb.list(params, accept=ACCEPT_METADATA_LIST))
-        return decode_list(PartialObjectMetadata, data)
+        return decode_list(PartialObjectMetadata, metadata_list_of(data))
 
     def list_all(
         self,
@@ -628,7 +630,8 @@ class Api(Generic[K]):
         if metadata_only:
             from kubesync.models.meta_v1 import PartialObjectMetadata
 
-            return WatchStream(self.client, req, lambda d: decode(PartialObjectMetadata, d),
+            return WatchStream(self.client, req,
+                               lambda d: decode(PartialObjectMetadata, metadata_of(d)),
                                kind=self.resource.kind, read_timeout=read_timeout)
         return WatchStream(self.client, req, self._decode, kind=self.resource.kind,
                            read_timeout=read_timeout)

@@ -15,11 +15,14 @@ from kubesync.core.params import DeleteOptions, ListParams, Patch, WriteParams
 from kubesync.core.resource import ApiResource
 from kubesync.errors import UsageError
 
-__all__ = ["Request", "RequestBuilder"]
+__all__ = ["Request", "RequestBuilder", "metadata_list_of", "metadata_of"]
 
-#: Ask for PartialObjectMetadata(List) instead of the full objects (metadata-only calls).
-ACCEPT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
-ACCEPT_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+#: Ask for PartialObjectMetadata(List) instead of the full objects (metadata-only calls),
+#: with plain JSON as the fallback a server that cannot convert (some aggregated API
+#: servers) answers with instead of 406; ``metadata_of`` cuts such an answer down.
+ACCEPT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+ACCEPT_METADATA_LIST = (
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json")
 ACCEPT_TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 
 
@@ -137,3 +140,22 @@ class RequestBuilder:
         """A GET on a connect subresource (``exec``, ``attach``, ``portforward``): the
         request a WebSocket upgrade carries."""
         return Request("GET", self._path(name, subresource), dict(query))
+
+def metadata_of(data: Any) -> Any:
+    """One object answered to ``ACCEPT_METADATA``, as ``PartialObjectMetadata``: a whole
+    object (the fallback) is cut down to its metadata, so nothing else is kept in memory."""
+    if not isinstance(data, Mapping) or data.get("kind") == "PartialObjectMetadata":
+        return data
+    return {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": data.get("metadata") or {}}
+
+
+def metadata_list_of(data: Any) -> Any:
+    """A list answered to ``ACCEPT_METADATA_LIST``, as ``PartialObjectMetadataList`` (each
+    item of a whole-object fallback cut down as ``metadata_of`` does)."""
+    if not isinstance(data, Mapping) or data.get("kind") == "PartialObjectMetadataList":
+        return data
+    items = data.get("items")
+    return {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+            "metadata": data.get("metadata") or {},
+            "items": [metadata_of(i) for i in items] if isinstance(items, list) else items}

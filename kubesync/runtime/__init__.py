@@ -27,6 +27,12 @@ from kubesync.runtime.informer import (
 )
 from kubesync.runtime.leader import LeaderElector
 from kubesync.runtime.queue import QueueShutDown, WorkQueue
+from kubesync.runtime.reconcile import (
+    Deadline,
+    ReconcileTimeout,
+    TerminalError,
+    reconcile_deadline,
+)
 from kubesync.runtime.recorder import Recorder
 from kubesync.runtime.reflector import drop_managed_fields, reflect, start_reflector
 from kubesync.runtime.store import Store, StoreStopped, StoreWriter, private_copy
@@ -61,6 +67,7 @@ __all__ = [
     "Apply",
     "Condition",
     "Controller",
+    "Deadline",
     "Delete",
     "Event",
     "ExponentialBackoff",
@@ -72,6 +79,7 @@ __all__ = [
     "ObjectRef",
     "PredicateFilter",
     "QueueShutDown",
+    "ReconcileTimeout",
     "Recorder",
     "SharedInformer",
     "SharedInformerFactory",
@@ -79,6 +87,7 @@ __all__ = [
     "StoreStopped",
     "StoreWriter",
     "Subscription",
+    "TerminalError",
     "WaitTimeout",
     "WatchEndedEarly",
     "Watcher",
@@ -92,6 +101,7 @@ __all__ = [
     "finalize",
     "predicate_filter",
     "private_copy",
+    "reconcile_deadline",
     "reflect",
     "shared_informers",
     "start_reflector",

@@ -3,7 +3,8 @@
 kube-runtime's ``Controller`` with client-go's work-queue guarantees: a key waiting is
 queued once; one key is never reconciled by two workers at once; a change during a
 reconcile runs it once more afterwards; errors back off per key (5 ms doubling to
-1000 s by default), reset on success.
+1000 s by default), reset on success. Keys from an initial list or a resync wait behind
+live changes (the queue's priorities), so a restart does not delay what happens meanwhile.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from kubesync.core.objectref import ObjectRef
 from kubesync.core.params import Selector
 from kubesync.errors import KubeError
 from kubesync.runtime.informer import SharedInformer, Subscription, informer_for, subscribe_to
-from kubesync.runtime.queue import QueueShutDown, WorkQueue
+from kubesync.runtime.queue import PRIORITY_LOW, PRIORITY_NORMAL, QueueShutDown, WorkQueue
+from kubesync.runtime.reconcile import Deadline, TerminalError, _set_deadline
 from kubesync.runtime.store import Store, StoreStopped
 from kubesync.runtime.threads import join_thread, unique_name
 from kubesync.runtime.watcher import (
@@ -99,6 +101,8 @@ class _Metrics:
     duration_max: float = 0.0
     concurrent_max: int = 0
     in_flight: int = 0
+    terminal_errors: int = 0
+    timeouts: int = 0
 
 
 class Controller(Generic[K]):
@@ -114,7 +118,16 @@ class Controller(Generic[K]):
 
     Watch options come in ``config`` (a ``WatcherConfig``); ``label_selector`` and
     ``field_selector`` are shortcuts that override its fields. ``predicate(obj)``: skip
-    changes that leave its value the same (e.g. ``lambda o: o.metadata.generation``).
+    changes that leave its value the same (e.g. ``lambda o: o.metadata.generation``); it
+    remembers one value per live object, forgotten on delete and on a relist that no
+    longer lists it.
+
+    ``reconcile_timeout`` (seconds) gives each reconcile a cooperative deadline
+    (``reconcile_deadline()``, see ``kubesync.runtime.reconcile``); one that overruns it is
+    logged, counted and retried with backoff, and its key is never handed to another worker
+    while it runs. ``debounce`` (seconds) batches a burst of changes to one object into one
+    reconcile, at most that long after the first. Raise ``TerminalError`` from a reconcile
+    for a failure not worth retrying.
     Threads are named ``kubesync-controller-<plural>-<n>...``, ``n`` unique in the process.
     """
 
@@ -131,8 +144,19 @@ class Controller(Generic[K]):
         transform: Optional[Callable[[K], K]] = None,
         clock: Clock = SYSTEM_CLOCK,
         shared: bool = True,
+        reconcile_timeout: Optional[float] = None,
+        debounce: Optional[float] = None,
     ):
+        if reconcile_timeout is not None and reconcile_timeout <= 0:
+            raise ValueError("reconcile_timeout must be positive (or None for no deadline)")
+        if debounce is not None and debounce < 0:
+            raise ValueError("debounce must not be negative")
         self.api = api
+        self._reconcile_timeout = reconcile_timeout
+        self._debounce = debounce or 0.0
+        # When each reconcile in flight started, by worker thread name: metrics() counts the
+        # ones past their deadline without a watchdog thread.
+        self._running_since: Dict[str, float] = {}
         self._config = watcher_config(config, label_selector=label_selector,
                                       field_selector=field_selector)
         self._changed: Optional[PredicateFilter[K]] = (
@@ -172,9 +196,11 @@ class Controller(Generic[K]):
 
     def owns(self, child_api: Api[Any], config: Optional[WatcherConfig] = None, *,
              label_selector: Selector = None,
-             field_selector: Selector = None) -> Controller[K]:
+             field_selector: Selector = None,
+             metadata_only: Optional[bool] = None) -> Controller[K]:
         """Reconcile the owner when a child whose controller ownerReference points at one
-        of our objects changes (or goes). Options as for ``watches``."""
+        of our objects changes (or goes). Options as for ``watches``; ``metadata_only``
+        suits owns well, since the ownerReferences are all it reads."""
         owner = self.api.resource
 
         def mapper(child: Any) -> List[ObjectRef]:
@@ -187,15 +213,19 @@ class Controller(Generic[K]):
             ]
 
         return self.watches(child_api, mapper, config, label_selector=label_selector,
-                            field_selector=field_selector)
+                            field_selector=field_selector, metadata_only=metadata_only)
 
     def watches(self, other_api: Api[Any], mapper: Callable[[Any], Iterable[ObjectRef]],
                 config: Optional[WatcherConfig] = None, *,
                 label_selector: Selector = None,
-                field_selector: Selector = None) -> Controller[K]:
+                field_selector: Selector = None,
+                metadata_only: Optional[bool] = None) -> Controller[K]:
         """Reconcile the objects ``mapper(obj)`` names when an ``other_api`` object changes.
 
-        ``config`` says how to watch ``other_api``; the keywords override its fields.
+        ``config`` says how to watch ``other_api``; the keywords override its fields. With
+        ``metadata_only`` the watch carries ``PartialObjectMetadata`` (name, labels,
+        annotations, ownerReferences...) instead of whole objects, so ``mapper`` sees only
+        ``.metadata``: far less memory and traffic for big kinds such as Secrets or Pods.
         """
         if self._started:
             raise KubeError("add relations before the controller starts")
@@ -208,25 +238,36 @@ class Controller(Generic[K]):
                     log.exception("a watches() mapper failed")
                     return
                 for ref in refs:
-                    self.queue.add(ObjectRef(*ref))
+                    self._enqueue(ObjectRef(*ref), initial=isinstance(ev, InitApply))
 
         config = watcher_config(config, label_selector=label_selector,
-                                field_selector=field_selector)
+                                field_selector=field_selector, metadata_only=metadata_only)
         name = unique_name(f"{self.name}-{other_api.resource.plural}")
         self._relations.append((other_api, config, sink, name))
         return self
 
     def reconcile_all(self) -> None:
-        """Queue every object in the store (e.g. after a configuration change)."""
+        """Queue every object in the store (e.g. after a configuration change), behind the
+        live changes (at the initial list's low priority)."""
         for ref in self.store.keys():
-            self.queue.add(ref)
+            self.queue.add(ref, PRIORITY_LOW)
 
     def _on_main_event(self, ev: Any) -> None:
         # The informer wrote the store before handing the event on: reconcile reads it.
         if self._changed is not None and not self._changed(ev):
             return
         if isinstance(ev, (InitApply, Apply)):
-            self.queue.add(ObjectRef.of(ev.object))
+            self._enqueue(ObjectRef.of(ev.object), initial=isinstance(ev, InitApply))
+
+    def _enqueue(self, ref: ObjectRef, *, initial: bool) -> None:
+        """A list's keys go in at once at low priority (a debounce would only delay them);
+        a live change at normal priority, after the debounce window if there is one."""
+        if initial:
+            self.queue.add(ref, PRIORITY_LOW)
+        elif self._debounce:
+            self.queue.add_debounced(ref, self._debounce, PRIORITY_NORMAL)
+        else:
+            self.queue.add(ref, PRIORITY_NORMAL)
 
     # -- running ------------------------------------------------------------------------
 
@@ -370,24 +411,34 @@ class Controller(Generic[K]):
                 continue
             with item as ref:
                 if self._elector is not None and not self._elector.is_leader:
-                    self.queue.add(ref)  # not ours to do now; keep it for the next leader
+                    # Not ours to do now; keep it for the next leader.
+                    self.queue.add(ref, item.priority)
                     continue
-                self._reconcile_one(ref, reconcile, error_policy, ctx)
+                self._reconcile_one(ref, item.priority, reconcile, error_policy, ctx)
 
-    def _reconcile_one(self, ref: ObjectRef, reconcile: Callable[..., Any],
+    def _reconcile_one(self, ref: ObjectRef, priority: int, reconcile: Callable[..., Any],
                        error_policy: Callable[..., Any], ctx: Any) -> None:
         obj = self.store.get(ref.name, ref.namespace)
         if obj is None:
             self.queue.forget(ref)  # gone: nothing to reconcile
             return
+        worker = threading.current_thread().name
+        started = self._clock.monotonic()
         with self._lock:
             m = self._metrics
             m.in_flight += 1
             m.concurrent_max = max(m.concurrent_max, m.in_flight)
-        started = self._clock.monotonic()
-        failed = False
+            self._running_since[worker] = started
+        timeout = self._reconcile_timeout
+        _set_deadline(Deadline(timeout, self._clock) if timeout is not None else None)
+        failed = terminal = False
+        action: Optional[Action] = None
         try:
             action = reconcile(obj, ctx)
+        except TerminalError as error:
+            failed = terminal = True
+            log.error("reconcile %s failed for good, not retrying until it changes: %s",
+                      ref, error, exc_info=error.__cause__ is not None)
         except Exception as error:
             failed = True
             log.warning("reconcile %s failed: %s", ref, error,
@@ -398,22 +449,36 @@ class Controller(Generic[K]):
                 log.exception("error_policy failed for %s", ref)
                 action = Action.retry_with_backoff()
         finally:
+            _set_deadline(None)
             took = self._clock.monotonic() - started
+            overran = timeout is not None and took > timeout
             with self._lock:
+                del self._running_since[worker]
                 m.in_flight -= 1
                 m.reconciles += 1
                 m.errors += failed
+                m.terminal_errors += terminal
+                m.timeouts += overran
                 m.duration_sum += took
                 m.duration_max = max(m.duration_max, took)
-        self._schedule(ref, action)
+        if terminal:
+            self.queue.forget(ref)  # no backoff kept; the next change starts afresh
+            return
+        if overran:
+            log.warning("reconcile %s took %.3f s, past its %s s timeout; retrying with "
+                        "backoff", ref, took, timeout)
+            if not failed:
+                # Whatever it returned came too late to trust: its deadline is the contract.
+                action = Action.retry_with_backoff()
+        self._schedule(ref, priority, action)
 
-    def _schedule(self, ref: ObjectRef, action: Optional[Action]) -> None:
+    def _schedule(self, ref: ObjectRef, priority: int, action: Optional[Action]) -> None:
         if action is not None and action.backoff:
-            self.queue.add_rate_limited(ref)
+            self.queue.add_rate_limited(ref, priority)
             return
         self.queue.forget(ref)
         if action is not None and action.requeue_after is not None:
-            self.queue.add_after(ref, action.requeue_after)
+            self.queue.add_after(ref, action.requeue_after, priority)
 
     def _resync(self) -> None:
         assert self._resync_period
@@ -423,9 +488,17 @@ class Controller(Generic[K]):
     # -- metrics ------------------------------------------------------------------------
 
     def metrics(self) -> Dict[str, Any]:
-        """A snapshot: reconciles, errors, durations, queue depth."""
+        """A snapshot: reconciles, errors (``terminal_errors`` among them), ``timeouts``
+        (reconciles that returned past their deadline), ``overrunning`` (reconciles running
+        past it now), durations, queue depth, ``predicate_memory`` (objects the predicate
+        remembers a value for)."""
+        now = self._clock.monotonic()
+        timeout = self._reconcile_timeout
         with self._lock:
             m = attrs.asdict(self._metrics)
+            m["overrunning"] = 0 if timeout is None else sum(
+                1 for since in self._running_since.values() if now - since > timeout)
+        m["predicate_memory"] = len(self._changed) if self._changed is not None else 0
         m["queue_depth"] = len(self.queue)
         m["queue_processing"] = self.queue.processing
         m["queue_delayed"] = self.queue.delayed

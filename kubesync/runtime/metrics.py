@@ -40,12 +40,21 @@ class ControllerCollector:
 
         yield counter("reconciles", "Reconciles run", m["reconciles"])
         yield counter("reconcile_errors", "Reconciles that raised", m["errors"])
+        yield counter("reconcile_terminal_errors",
+                      "Reconciles that raised TerminalError (not retried)",
+                      m["terminal_errors"])
+        yield counter("reconcile_timeouts", "Reconciles that returned past their deadline",
+                      m["timeouts"])
+        yield gauge("reconciles_overrunning", "Reconciles running past their deadline now",
+                    m["overrunning"])
         yield counter("reconcile_seconds", "Time spent reconciling", m["duration_sum"])
         yield gauge("reconcile_seconds_max", "Longest reconcile", m["duration_max"])
         yield gauge("queue_depth", "Keys ready to reconcile", m["queue_depth"])
         yield gauge("queue_processing", "Keys being reconciled", m["queue_processing"])
         yield gauge("queue_delayed", "Keys waiting for a requeue time", m["queue_delayed"])
         yield gauge("store_objects", "Objects in the controller's store", m["store_size"])
+        yield gauge("predicate_memory", "Objects the predicate remembers a value for",
+                    m["predicate_memory"])
         yield gauge("leading", "1 while this replica leads (or runs without election)",
                     1.0 if m["leading"] else 0.0)
 
