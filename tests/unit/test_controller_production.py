@@ -300,3 +300,33 @@ def test_the_predicates_memory_is_pruned_on_delete_and_on_relist() -> None:
         stop.set()
         c.stop(timeout=10)
     assert memory == [2]
+
+
+def test_prometheus_exposes_terminal_errors_timeouts_and_predicate_memory() -> None:
+    import prometheus_client  # the 'prometheus' extra; the test extra includes it
+
+    from kubesync.runtime.metrics import register_prometheus
+
+    stop = threading.Event()
+    api = FakeApi()
+    api.pages = [page([_gen("a")], rv="5")]
+    api.streams = [blocking_stream(stop)]
+
+    def reconcile(o: Obj, ctx: Any) -> Action:
+        raise TerminalError("never")
+
+    registry = prometheus_client.CollectorRegistry()
+    c = Controller(api, predicate=lambda o: o.metadata.generation)  # type: ignore[arg-type]
+    register_prometheus(c, registry, name="things")
+    c.start(reconcile)  # type: ignore[arg-type]
+    try:
+        eventually(lambda: c.metrics()["terminal_errors"] == 1)
+    finally:
+        stop.set()
+        c.stop(timeout=10)
+    text = prometheus_client.generate_latest(registry).decode()
+    for line in ('kubesync_controller_reconcile_terminal_errors_total{controller="things"} 1.0',
+                 'kubesync_controller_reconcile_timeouts_total{controller="things"} 0.0',
+                 'kubesync_controller_reconciles_overrunning{controller="things"} 0.0',
+                 'kubesync_controller_predicate_memory{controller="things"} 1.0'):
+        assert line in text, text

@@ -3,24 +3,9 @@ kept under them (one waiting entry per key, none handed out twice, re-queue afte
 
 from __future__ import annotations
 
-import queue as stdlib_queue
-from typing import Hashable, List, TypeVar
-
 from kubesync.core.clock import FakeClock
 from kubesync.runtime.queue import PRIORITY_LOW, PRIORITY_NORMAL, WorkQueue
-
-K = TypeVar("K", bound=Hashable)
-
-
-def drain(q: WorkQueue[K]) -> List[K]:
-    keys: List[K] = []
-    while True:
-        try:
-            item = q.get(timeout=0)
-        except stdlib_queue.Empty:
-            return keys
-        with item as key:
-            keys.append(key)
+from tests.unit.test_queue import drain_ready as drain
 
 
 def test_higher_priority_keys_are_handed_out_first_and_fifo_within_a_priority() -> None:
