@@ -462,7 +462,10 @@ class Controller(Generic[K]):
                 m.duration_sum += took
                 m.duration_max = max(m.duration_max, took)
         if terminal:
-            self.queue.forget(ref)  # no backoff kept; the next change starts afresh
+            # No backoff kept, and no requeue an earlier run asked for: only a change (or a
+            # resync) brings the key back.
+            self.queue.forget(ref)
+            self.queue.cancel_earlier_delays(ref)
             return
         if overran:
             log.warning("reconcile %s took %.3f s, past its %s s timeout; retrying with "

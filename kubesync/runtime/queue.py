@@ -260,7 +260,8 @@ class WorkQueue(Generic[T]):
         # client-go's three collections: _dirty maps every key that needs processing (waiting,
         # or added again while processed) to the highest priority it was added at; _waiting
         # the waiting ones to their live entry in the _ready heap; _processing the ones a
-        # worker holds to the priority they were handed out at. A key in _processing is never
+        # worker holds to when they were handed out (a _seq number, which dates the delayed
+        # adds against it: see cancel_earlier_delays). A key in _processing is never
         # in _waiting. A key moved up leaves its old entry in _ready (skipped when popped;
         # the heap is rebuilt once such entries outnumber the live ones).
         self._ready: List[_ReadyEntry[T]] = []
@@ -328,6 +329,25 @@ class WorkQueue(Generic[T]):
         if self._shutting_down:
             return  # and do not count a failure nobody will retry
         self.add_after(key, self._rate_limiter.when(key), priority)
+
+    def cancel_earlier_delays(self, key: T) -> bool:
+        """Cancel ``key``'s pending delayed add if it was made before the key was handed out
+        to the worker that holds it now (a requeue an earlier run asked for); one made since
+        (a change during this run) stands. A key nobody holds loses any pending delay.
+
+        For a run that ended in a way no earlier plan should outlive (a terminal error).
+        Returns whether a delay was cancelled.
+        """
+        with self._cond:
+            entry = self._delayed.get(key)
+            if entry is None:
+                return False
+            handed_out = self._processing.get(key)
+            if handed_out is not None and entry[1] > handed_out:
+                return False
+            del self._delayed[key]  # its heap entry is skipped when popped
+            self._compact_delays_locked()
+            return True
 
     def forget(self, key: T) -> None:
         """Reset ``key``'s failures (after a success): its next backoff starts small again."""
@@ -487,7 +507,7 @@ class WorkQueue(Generic[T]):
             if self._waiting.get(key) is entry:
                 del self._waiting[key]
                 priority = self._dirty.pop(key)
-                self._processing[key] = priority
+                self._processing[key] = next(self._seq)
                 return key, priority
 
     def _add_after_locked(self, key: T, delay: float, priority: int) -> None:
@@ -501,13 +521,16 @@ class WorkQueue(Generic[T]):
         entry = (deadline, next(self._seq), key, priority)
         self._delayed[key] = entry
         heapq.heappush(self._heap, entry)
-        if old is not None and len(self._heap) > 2 * len(self._delayed) + 64:
-            # Too many superseded entries: keep the heap within twice the live ones.
-            self._heap = list(self._delayed.values())
-            heapq.heapify(self._heap)
+        self._compact_delays_locked()
         if self._heap[0] is entry:
             # A new earliest deadline: a getter waiting for a later one must wait less.
             self._cond.notify()
+
+    def _compact_delays_locked(self) -> None:
+        if len(self._heap) > 2 * len(self._delayed) + 64:
+            # Too many superseded or cancelled entries: keep the heap within twice the live ones.
+            self._heap = list(self._delayed.values())
+            heapq.heapify(self._heap)
 
     def _promote_locked(self) -> None:
         """Move delayed keys whose deadline has passed to the ready queue."""

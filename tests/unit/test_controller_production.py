@@ -95,6 +95,37 @@ def test_a_terminal_error_is_counted_forgotten_and_not_retried_until_the_object_
                for r in caplog.records if r.levelname == "ERROR"), caplog.text
 
 
+def test_a_terminal_error_cancels_a_requeue_an_earlier_run_asked_for() -> None:
+    clock = FakeClock()
+    gate, sent, stop = threading.Event(), threading.Event(), threading.Event()
+    api = FakeApi()
+    api.pages = [page([obj("a", "1", value="ok")], rv="5")]
+    api.streams = [gated_stream(gate, [event("MODIFIED", obj("a", "6", value="bad"))],
+                                sent, stop)]
+    values: List[Any] = []
+
+    def reconcile(o: Obj, ctx: Any) -> Action:
+        values.append(o.value)
+        if o.value == "bad":
+            raise TerminalError("bad")
+        return Action.requeue(60.0)
+
+    c = Controller(api, clock=clock)  # type: ignore[arg-type]
+    c.start(reconcile)  # type: ignore[arg-type]
+    try:
+        eventually(lambda: values == ["ok"] and c.queue.delayed == 1 and _idle(c))
+        gate.set()
+        eventually(lambda: values == ["ok", "bad"] and c.metrics()["terminal_errors"] == 1
+                   and _idle(c))
+        assert c.queue.delayed == 0, "the requeue asked for before is cancelled"
+        clock.advance(120.0)
+        assert len(c.queue) == 0
+    finally:
+        stop.set()
+        c.stop(timeout=10)
+    assert values == ["ok", "bad"]
+
+
 def test_a_reconcile_past_its_deadline_is_logged_counted_and_retried_with_backoff(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

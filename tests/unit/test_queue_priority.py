@@ -127,3 +127,30 @@ def test_shutdown_drops_keys_of_every_priority() -> None:
     assert len(q) == 0 and q.delayed == 0
     q.add("d")
     assert len(q) == 0
+
+
+def test_cancel_earlier_delays_drops_a_requeue_from_before_the_run_and_keeps_one_since() -> None:
+    clock = FakeClock()
+    q: WorkQueue[str] = WorkQueue(clock=clock)
+    q.add_after("a", 60.0)  # an earlier run asked to be requeued in a minute
+    q.add("a")
+    with q.get(timeout=0):
+        assert q.cancel_earlier_delays("a")
+        assert q.delayed == 0
+        q.add_debounced("a", 1.0)  # a change during this run
+        assert not q.cancel_earlier_delays("a")
+    clock.advance(1.0)
+    assert drain(q) == ["a"], "the change made during the run stands"
+    clock.advance(100.0)
+    assert drain(q) == [], "the cancelled requeue never fires"
+    q.add_after("b", 5.0)
+    assert q.cancel_earlier_delays("b") and not q.cancel_earlier_delays("b")
+
+
+def test_cancelled_delays_do_not_grow_the_heap_without_bound() -> None:
+    q: WorkQueue[int] = WorkQueue(clock=FakeClock())
+    for i in range(1000):
+        q.add_after(i, 10.0)
+        q.cancel_earlier_delays(i)
+    assert q.delayed == 0
+    assert len(q._heap) <= 64
