@@ -39,6 +39,17 @@ def _requests(client: Client, verb: str) -> float:
     return total
 
 
+def _quiet(client: Client) -> None:
+    """Wait until no namespace is being deleted: the namespace controller LISTs every
+    namespaced resource of a terminating namespace, which the counts would include."""
+    from kubesync.models.core_v1 import Namespace
+
+    namespaces = Api(client, Namespace)
+    eventually(lambda: all(ns.status is None or ns.status.phase != "Terminating"
+                           for ns in namespaces.list().items),
+               timeout=120, what="no namespace terminating")
+
+
 @pytest.mark.parametrize("strategy", [InitialList.LIST, InitialList.AUTO])
 def test_three_controllers_and_two_reflectors_on_one_kind_make_one_list_and_one_watch(
         kube_client: Client, kube_namespace: str, strategy: str) -> None:
@@ -47,6 +58,7 @@ def test_three_controllers_and_two_reflectors_on_one_kind_make_one_list_and_one_
     api = Api(client, ConfigMap, kube_namespace)
     api.create(ConfigMap(metadata=ObjectMeta(name="seed"), data={"v": "0"}))
     config = WatcherConfig(initial_list=strategy)
+    _quiet(kube_client)
     lists, watches = _requests(kube_client, "LIST"), _requests(kube_client, "WATCH")
     seen: List[Dict[str, int]] = [{} for _ in range(3)]
     controllers = [
@@ -83,6 +95,7 @@ def test_a_streaming_initial_list_fills_the_store_without_a_list(
     api = Api(kube_client, ConfigMap, kube_namespace)
     for i in range(30):
         api.create(ConfigMap(metadata=ObjectMeta(name=f"cm-{i}"), data={"v": str(i)}))
+    _quiet(kube_client)
     lists = _requests(kube_client, "LIST")
     store = start_reflector(api, WatcherConfig(initial_list=InitialList.STREAMING),
                             shared=False)
