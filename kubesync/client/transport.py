@@ -24,9 +24,12 @@ import requests
 import requests.adapters
 import requests.exceptions
 import requests.utils
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 from urllib3._collections import HTTPHeaderDict  # urllib3.HTTPHeaderDict only from 2.0
 
+from kubesync.config.urls import mask_userinfo
 from kubesync.core import json
 from kubesync.errors import (
     ApiError,
@@ -67,9 +70,39 @@ def _keepalive_options() -> List[Tuple[int, int, Any]]:
 SOCKET_OPTIONS = _keepalive_options()
 
 _FAILURES = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
-_USERINFO = re.compile(r"(://)[^/@\s]+@")
 # One warning in a (possibly comma-joined) Warning header: code agent "text" ["date"].
 _WARNING = re.compile(r'\d{3}\s+\S+\s+"((?:[^"\\]|\\.)*)"(?:\s+"[^"]*")?')
+
+
+class _Connection(urllib3.connection.HTTPSConnection):
+    """Marks a TLS error raised while connecting as a handshake failure, so that one on a
+    connection already open (a broken record, as when two processes share a socket) is
+    told apart from it: the first does not heal, the second does on a new connection."""
+
+    def connect(self) -> None:
+        try:
+            super().connect()
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            exc.kubesync_handshake = True  # type: ignore[attr-defined]
+            raise
+
+
+class _Pool(urllib3.HTTPSConnectionPool):
+    """Our connections; no ``InsecureRequestWarning`` per request when verification is
+    off on purpose (the ``Client`` warned once, naming the kubeconfig that asked)."""
+
+    ConnectionCls = _Connection
+
+    def _validate_conn(self, conn: Any) -> None:
+        if self.cert_reqs != "CERT_NONE":
+            super()._validate_conn(conn)
+            return
+        urllib3.HTTPConnectionPool._validate_conn(self, conn)
+        if conn.is_closed:
+            conn.connect()
+
+
+_POOL_CLASSES = {"http": urllib3.HTTPConnectionPool, "https": _Pool}
 
 
 class _TLSAdapter(requests.adapters.HTTPAdapter):
@@ -114,6 +147,13 @@ class _TLSAdapter(requests.adapters.HTTPAdapter):
         # Older requests (< 2.32.2) take pool settings from here only.
         kwargs.update(self.tls_kwargs())
         super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):  # SOCKS managers bring their own pools
+            manager.pool_classes_by_scheme = _POOL_CLASSES
+        return manager
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
@@ -148,30 +188,47 @@ class Transport:
         pool_maxsize: int = 32,
         headers: Optional[Mapping[str, str]] = None,
     ):
-        self._adapter = _TLSAdapter(
-            ssl_context,
-            insecure=insecure,
-            server_hostname=server_hostname,
-            pool_maxsize=pool_maxsize,
+        self._settings: Dict[str, Any] = dict(
+            insecure=insecure, server_hostname=server_hostname, pool_maxsize=pool_maxsize
         )
-        session = requests.Session()
-        session.trust_env = False
-        session.headers.clear()
-        session.headers.update(headers or {})
-        session.cookies.set_policy(_NoCookies())
-        session.mount("https://", self._adapter)
-        session.mount("http://", self._adapter)
-        self._session = session
+        self._headers = dict(headers or {})
+        self._adapter, self._session = self._new_session(ssl_context)
         if proxy_url:  # the kubeconfig's proxy wins over the environment, NO_PROXY included
             self.proxies: Dict[str, str] = {"http": proxy_url, "https": proxy_url}
         else:
             self.proxies = dict(requests.utils.get_environ_proxies(base_url))
         self._ssl_lock = threading.Lock()
 
+    def _new_session(self, ctx: ssl.SSLContext) -> Tuple[_TLSAdapter, requests.Session]:
+        adapter = _TLSAdapter(ctx, **self._settings)
+        session = requests.Session()
+        session.trust_env = False
+        session.headers.clear()
+        session.headers.update(self._headers)
+        session.cookies.set_policy(_NoCookies())
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return adapter, session
+
     def set_ssl_context(self, ctx: ssl.SSLContext) -> None:
         """Use ``ctx`` for new connections (an exec plugin rotated the client certificate)."""
         with self._ssl_lock:
             self._adapter.set_ssl_context(ctx)
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: a new pool, so no TLS connection is shared with the parent.
+
+        The inherited connections are closed here, which only drops this process's file
+        descriptors: nothing is sent, and no socket is shut down under the parent. The
+        child is single-threaded when this runs, so nothing else holds the old locks.
+        """
+        self._ssl_lock = threading.Lock()
+        old = self._session
+        self._adapter, self._session = self._new_session(self._adapter.ssl_context)
+        try:
+            old.close()
+        except _FAILURES:
+            pass
 
     # -- what a WebSocket (client/wstransport.py) takes from here, so it trusts, names the
     # -- server and goes through the proxy exactly as every request does ----------------
@@ -369,6 +426,22 @@ def retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[f
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def _in_handshake(exc: BaseException) -> bool:
+    """Whether an SSL error (somewhere in ``exc``'s wrappers) came from making the
+    connection, or was about the certificate, rather than from a connection in use."""
+    seen: List[BaseException] = []
+    todo: List[Any] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or any(e is s for s in seen):
+            continue
+        seen.append(e)
+        if getattr(e, "kubesync_handshake", False) or isinstance(e, ssl.CertificateError):
+            return True
+        todo.extend([*e.args, getattr(e, "reason", None), e.__cause__, e.__context__])
+    return False
+
+
 def transport_error(exc: BaseException, method: str, url: str) -> TransportError:
     """Our exception for a requests/urllib3/socket failure (its text without credentials)."""
     reason: BaseException = exc
@@ -378,10 +451,13 @@ def transport_error(exc: BaseException, method: str, url: str) -> TransportError
             inner = inner.reason
         if isinstance(inner, BaseException):
             reason = inner
-    text = _USERINFO.sub(r"\1***@", str(reason) or type(reason).__name__)
+    text = mask_userinfo(str(reason) or type(reason).__name__)
     cls: type = TransportError
     if isinstance(exc, (requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError)):
-        cls, text = TLSError, f"TLS handshake failed: {text}"
+        if _in_handshake(exc):
+            cls, text = TLSError, f"TLS handshake failed: {text}"
+        else:  # a broken record on an open connection: the next connection may be fine
+            text = f"TLS error on an open connection: {text}"
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         cls, text = ConnectTimeout, f"connect timed out: {text}"
     elif isinstance(exc, requests.exceptions.ProxyError):

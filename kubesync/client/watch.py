@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Iterator, Optional, Ty
 from kubesync.core.events import WatchEvent, parse_event
 from kubesync.core.json import loads
 from kubesync.core.request import Request
-from kubesync.errors import TransportError
+from kubesync.errors import DecodeError, TransportError
 
 if TYPE_CHECKING:
     from kubesync.client.client import Client, LineStream
@@ -57,7 +57,7 @@ class WatchStream(Generic[K]):
             for line in lines:
                 if self._closed:
                     return
-                yield parse_event(loads(line), decode_obj, kind=kind,
+                yield parse_event(_decode_line(line, req), decode_obj, kind=kind,
                                   method=req.method, url=req.path)
         except TransportError:
             # close() from another thread breaks the read: that is an end, not an error.
@@ -78,3 +78,15 @@ class WatchStream(Generic[K]):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _decode_line(line: bytes, req: Request) -> Any:
+    """One watch line as JSON; a malformed one is a ``DecodeError`` naming the call (not
+    quoting the line: it may hold a Secret's data)."""
+    try:
+        return loads(line)
+    except ValueError as exc:
+        raise DecodeError(
+            f"a malformed watch line ({len(line)} bytes) in the answer to {req.method} "
+            f"{req.path}: {exc}"
+        ) from None

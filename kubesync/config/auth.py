@@ -22,6 +22,7 @@ import attrs
 
 from kubesync.config.tls import ClientCert
 from kubesync.core import json
+from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.errors import ConfigError, ExecPluginError
 
 __all__ = [
@@ -42,6 +43,10 @@ logger = logging.getLogger("kubesync.config")
 EXEC_TIMEOUT = 60.0
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 INTERACTIVE_MODES = ("Never", "IfAvailable", "Always")
+# A token file is read again at least this often even when its stat looks unchanged (a
+# same-length token written within one timestamp tick keeps mtime, size and inode);
+# client-go's cached file token source re-reads projected tokens every minute too.
+TOKEN_FILE_REREAD = 60.0
 
 
 @attrs.define(frozen=True)
@@ -99,14 +104,20 @@ class TokenFileAuth(Auth):
     """A bearer token read from a file, and read again whenever the file changes.
 
     Service-account tokens are rotated by the kubelet (an atomic symlink swap), so a stat
-    per request notices a new token at once. If the file vanishes or is empty later, the
-    last token read is kept (as client-go does) until a new one appears.
+    per request notices a new token at once; the file is also read again every
+    ``reread_interval`` seconds whatever its stat says (a rewrite may keep mtime, size and
+    inode). If the file vanishes or is empty later, the last token read is kept (as
+    client-go does) until a new one appears. ``clock`` is for tests.
     """
 
-    def __init__(self, path: str, *, source: Optional[str] = None, key: Optional[str] = None):
+    def __init__(self, path: str, *, source: Optional[str] = None, key: Optional[str] = None,
+                 reread_interval: float = TOKEN_FILE_REREAD, clock: Clock = SYSTEM_CLOCK):
         self.path = path
         self._lock = threading.Lock()
         self._stamp: Optional[Tuple[int, int, int]] = None
+        self._clock = clock
+        self._reread_interval = reread_interval
+        self._read_at = clock.monotonic()
         token = self._read()
         if token is None:
             raise ConfigError(
@@ -120,7 +131,8 @@ class TokenFileAuth(Auth):
                 st = os.stat(self.path)
             except OSError:
                 return self._creds
-            if (st.st_mtime_ns, st.st_size, st.st_ino) != self._stamp:
+            stale = self._clock.monotonic() - self._read_at >= self._reread_interval
+            if stale or (st.st_mtime_ns, st.st_size, st.st_ino) != self._stamp:
                 self._reload_locked()
             return self._creds
 
@@ -130,6 +142,7 @@ class TokenFileAuth(Auth):
             return self._creds != rejected
 
     def _reload_locked(self) -> None:
+        self._read_at = self._clock.monotonic()
         token = self._read()
         if token is not None:
             self._creds = Credentials({"Authorization": f"Bearer {token}"})

@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import os
 from typing import Optional, Sequence, Union
-from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
 from kubesync.config import incluster_fields, kubeconfig_fields
 from kubesync.config.auth import Auth, Impersonation
 from kubesync.config.tls import ClientCert
+from kubesync.config.urls import redact_url, server_url_problem
 from kubesync.errors import ConfigError
 
 __all__ = ["Config", "Impersonation", "redact_url"]
 
 PathArg = Union[str, "os.PathLike[str]"]
-
-
-def redact_url(url: Optional[str]) -> Optional[str]:
-    """``url`` without a password in its user part (for proxy URLs in reprs and errors)."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @attrs.define(frozen=True)
@@ -36,7 +24,8 @@ class Config:
 
     Build one with ``infer()``, ``from_kubeconfig()`` or ``in_cluster()``; it is a frozen
     value (``attrs.evolve(config, namespace="x")`` gives a changed copy). Secrets (key,
-    token) never appear in its ``repr``.
+    token) never appear in its ``repr``; a ``server`` URL that is not a plain http(s) URL
+    with a host, or that carries a user name or password, is a ``ConfigError`` here.
     """
 
     server: str
@@ -51,6 +40,12 @@ class Config:
     disable_compression: bool = False
     context: Optional[str] = None
     source: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        problem = server_url_problem(self.server)
+        if problem is not None:
+            raise ConfigError(f"the server URL {problem}", source=self.source or None,
+                              key="server")
 
     @classmethod
     def infer(cls) -> Config:

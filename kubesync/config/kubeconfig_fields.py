@@ -30,6 +30,7 @@ from kubesync.config.auth import (
     TokenFileAuth,
 )
 from kubesync.config.tls import ClientCert
+from kubesync.config.urls import server_url_problem
 from kubesync.errors import ConfigError
 
 __all__ = ["default_paths", "resolve"]
@@ -265,8 +266,9 @@ def _cluster_fields(cl: _Section) -> Dict[str, Any]:
     server = cl.text("server")
     if not server:
         raise cl.error("server", "is missing")
-    if not server.startswith(("https://", "http://")):
-        raise cl.error("server", f"must be an http(s):// URL, not {server!r}")
+    problem = server_url_problem(server)
+    if problem is not None:
+        raise cl.error("server", problem)
     ca = cl.data_or_file("certificate-authority-data", "certificate-authority")
     insecure = cl.flag("insecure-skip-tls-verify")
     if insecure and ca is not None:

@@ -5,6 +5,7 @@ the Api hands its client."""
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Iterator, List, Tuple
 from urllib.parse import parse_qs, urlparse
 
@@ -16,9 +17,10 @@ from kubesync.client import api as api_module
 from kubesync.client import watch
 from kubesync.core.params import Patch
 from kubesync.core.request import Request
-from kubesync.errors import Conflict, Gone, ServerError, UsageError
+from kubesync.errors import Conflict, DecodeError, Gone, ServerError, UsageError
 from kubesync.models.core_v1 import ConfigMap, Pod
 from kubesync.models.meta_v1 import ObjectMeta
+from kubesync.runtime.watcher import Watcher
 
 SERVER = "https://k8s.test"  # conftest.CANNED_SERVER, which the fixtures use
 PODS = f"{SERVER}/api/v1/namespaces/ns/pods"
@@ -217,3 +219,35 @@ def test_evict_sends_an_eviction_to_the_pods_subresource() -> None:
 
 def test_watch_stream_is_still_importable_from_client_api() -> None:
     assert api_module.WatchStream is watch.WatchStream
+
+
+def test_a_malformed_watch_line_is_a_decode_error_naming_the_request(
+    rsps: responses.RequestsMock, client: Client
+) -> None:
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}
+    rsps.get(CMS, body=_line("ADDED", cm) + '{"type": "ADDED", "object": {"data": "s3cr\n')
+    events = iter(Api(client, ConfigMap, namespace="ns").watch())
+    assert next(events).type == "ADDED"
+    with pytest.raises(DecodeError, match="malformed watch line.*GET /api/v1/namespaces/ns/"
+                                          "configmaps") as caught:
+        next(events)
+    assert "s3cr" not in str(caught.value)  # the line may be a Secret's data
+
+
+def test_the_watcher_hands_a_malformed_line_to_on_error_as_a_decode_error(
+    rsps: responses.RequestsMock, client: Client
+) -> None:
+    rsps.get(CMS, json={"apiVersion": "v1", "kind": "ConfigMapList",
+                        "metadata": {"resourceVersion": "3"}, "items": []})
+    rsps.get(CMS, body="not json\n")
+    errors: List[BaseException] = []
+    seen = threading.Event()
+
+    def on_error(error: BaseException) -> None:
+        errors.append(error)
+        seen.set()
+
+    w = Watcher(Api(client, ConfigMap, namespace="ns"), on_error=on_error, sink=lambda ev: None)
+    with w:
+        assert seen.wait(10)
+    assert isinstance(errors[0], DecodeError) and "GET /api/v1/namespaces/ns" in str(errors[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import ssl
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Tuple
@@ -311,7 +312,8 @@ def test_read_timeouts_are_not_retried(h: Harness) -> None:
 
 
 def test_tls_failures_are_not_retried(h: Harness) -> None:
-    h.rsps.get(NS_URL, body=requests.exceptions.SSLError("certificate verify failed"))
+    bad_cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    h.rsps.get(NS_URL, body=requests.exceptions.SSLError(bad_cert))
     with pytest.raises(errors.TLSError, match="certificate verify failed"):
         h.client().request("GET", "/api/v1/namespaces")
     assert h.count == 1

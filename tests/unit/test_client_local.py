@@ -12,6 +12,7 @@ import ssl
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
@@ -337,12 +338,17 @@ def test_tls_server_name_is_used_for_sni_and_verification(
     assert Client(named).request("GET", "/version")["path"] == "/version"
 
 
-def test_insecure_skip_tls_verify_connects_and_warns(serve: Callable[..., LocalServer]) -> None:
+def test_insecure_skip_tls_verify_warns_once_ours_not_urllib3s_per_request(
+    serve: Callable[..., LocalServer]
+) -> None:
     server = serve(server_tls("server-named"))
-    with pytest.warns(errors.InsecureTLSWarning):
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         client = Client(Config(server=server.url, insecure_skip_tls_verify=True))
-    with pytest.warns(Warning):  # urllib3's own per-request notice is left to the user's filters
-        assert client.request("GET", "/version")["path"] == "/version"
+        for _ in range(3):
+            assert client.request("GET", "/version")["path"] == "/version"
+        client.close()
+    assert [type(w.message) for w in seen] == [errors.InsecureTLSWarning]
 
 
 # -- proxies ------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import attrs
 import pytest
 
 from kubesync.config import Credentials, ExecAuth, ExecSpec, TokenFileAuth
-from kubesync.config.auth import parse_rfc3339
+from kubesync.config.auth import TOKEN_FILE_REREAD, parse_rfc3339
+from kubesync.core.clock import FakeClock as MonotonicClock
 from kubesync.errors import ConfigError, ExecPluginError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -293,3 +294,17 @@ def test_rfc3339_timestamps(text: str, epoch: float) -> None:
 def test_rfc3339_rejects_other_forms(text: Any) -> None:
     with pytest.raises(ValueError):
         parse_rfc3339(text)
+
+
+def test_token_file_is_reread_on_a_timer_when_its_stat_does_not_change(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("aaaa")
+    clock = MonotonicClock()
+    auth = TokenFileAuth(str(path), clock=clock)
+    stamp = os.stat(path)
+    path.write_text("bbbb")
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # same mtime, size, inode
+    clock.advance(TOKEN_FILE_REREAD - 1)
+    assert token(auth.credentials()) == "aaaa"  # not yet: a stat per request is cheap
+    clock.advance(1)
+    assert token(auth.credentials()) == "bbbb"

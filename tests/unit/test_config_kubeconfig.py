@@ -508,3 +508,52 @@ def test_exec_cluster_info_includes_only_set_fields(tmp_path: Path) -> None:
         "tls-server-name": "k8s",
         "proxy-url": "http://p:1",
     }
+
+
+# -- the server URL -----------------------------------------------------------------------
+
+
+def test_a_password_in_the_server_url_is_refused_naming_file_and_cluster_not_the_password(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, kubeconfig(cluster={"server": "https://admin:hunter2@10.0.0.1:6443"}))
+    with pytest.raises(ConfigError, match="user name or password") as caught:
+        Config.from_kubeconfig(path)
+    assert caught.value.source == path
+    assert caught.value.key == "clusters[c1].cluster.server"
+    assert "hunter2" not in str(caught.value) and "admin" not in str(caught.value)
+
+
+def test_a_config_built_by_hand_with_userinfo_in_the_server_is_refused_without_the_password(
+) -> None:
+    with pytest.raises(ConfigError, match="user name or password") as caught:
+        Config(server="https://admin:hunter2@10.0.0.1:6443")
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "server, problem",
+    [
+        ("https://[::1", "not a valid URL"),
+        ("https://10.0.0.1:99999", "not a valid URL"),
+        ("https://10.0.0.1:api", "not a valid URL"),
+        ("https://:6443", "no host"),
+        ("https://10.0.0.1:", "no valid port"),
+        ("ftp://10.0.0.1", "http"),
+        ("https://10.0.0.1?x=1", "query"),
+    ],
+)
+def test_a_broken_server_url_is_a_config_error_naming_file_cluster_and_key(
+    tmp_path: Path, server: str, problem: str
+) -> None:
+    path = write(tmp_path, kubeconfig(cluster={"server": server}))
+    with pytest.raises(ConfigError, match=problem) as caught:
+        Config.from_kubeconfig(path)
+    assert caught.value.source == path
+    assert caught.value.key == "clusters[c1].cluster.server"
+
+
+@pytest.mark.parametrize("server", ["https://[::1]:6443", "http://localhost:8080",
+                                    "https://rancher.example/k8s/clusters/c-1"])
+def test_ipv6_plain_http_and_path_prefixed_server_urls_load(tmp_path: Path, server: str) -> None:
+    assert load(tmp_path, cluster={"server": server}).server == server
