@@ -28,7 +28,7 @@ from urllib.parse import quote
 import attrs
 
 from kubesync._version import __version__
-from kubesync.client import wstransport
+from kubesync.client import fork, wstransport
 from kubesync.client.gcpause import LARGE_BODY, gc_paused
 from kubesync.client.transport import Response, Timeout, Transport
 from kubesync.client.wstransport import WebSocket
@@ -193,6 +193,11 @@ class Client(_ClosedOnExit):
     plugins) are locked, so a plugin runs once however many threads need it. ``close()``
     is for when no other thread uses the client any more.
 
+    Fork-safe: in a child forked from the process (gunicorn workers, multiprocessing's
+    ``fork``), the client drops the parent's pooled connections and opens its own, so the
+    two processes never share a TLS connection, and closing it in the child leaves the
+    parent's connections alone.
+
     Every call has a timeout (``timeout``: seconds, or (connect, read)); failed calls are
     retried by ``retries`` (a count, or a ``RetryPolicy``). Errors are ``ApiError``
     subclasses (the server said no) or ``TransportError`` subclasses (no answer).
@@ -213,6 +218,7 @@ class Client(_ClosedOnExit):
         self._warned: Set[str] = set()
         self._cert_in_use = config.client_cert
         self._closed = False
+        fork.register(self)
         if config.insecure_skip_tls_verify:
             text = (
                 f"TLS verification is off for {config.server} (insecure-skip-tls-verify in "
@@ -347,6 +353,14 @@ class Client(_ClosedOnExit):
     def __repr__(self) -> str:
         c = self._config
         return f"Client(server={c.server!r}, context={c.context!r}, auth={c.auth!r})"
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child gets its own connections (never the parent's TLS sockets) and
+        fresh locks; the parent's connections are left to the parent, untouched."""
+        self._lock = threading.Lock()
+        self._transport.after_fork_in_child()
+        if self._config.auth is not None:
+            self._config.auth.after_fork_in_child()
 
     # -- internals ---------------------------------------------------------------------
 

@@ -71,6 +71,13 @@ class Auth:
         """The server answered 401 to ``rejected``: get fresh ones; True if they differ."""
         return False
 
+    def after_fork_in_child(self) -> None:
+        """In a forked child (single-threaded at that moment): a fresh ``_lock`` for the
+        sources that guard their state with one, since a thread of the parent may have
+        held it at the fork (an exec plugin running). The client that uses this calls it."""
+        if hasattr(self, "_lock"):
+            self._lock = threading.Lock()
+
 
 class TokenAuth(Auth):
     """A fixed bearer token (``token``, or an oidc auth-provider's ``id-token``)."""

@@ -288,6 +288,7 @@ class Controller(Generic[K]):
                 raise KubeError("this controller was started already")
             self._started = True
         self._elector = leader_elector
+        self.store._filled_in_background(None)  # a forked child must not trust it
         if leader_elector is not None:
             leader_elector.start()
         main = subscribe_to(self.api, self._config, self._on_main_event,

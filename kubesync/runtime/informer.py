@@ -44,6 +44,7 @@ from typing import (
     TypeVar,
 )
 
+from kubesync.client import fork
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.params import selector_string
 from kubesync.errors import KubeError
@@ -204,6 +205,7 @@ class SharedInformer(Generic[K]):
         self._watcher: Watcher[K] = Watcher(api, config, sink=self._dispatch,
                                             on_error=self._failed, name=self.name,
                                             clock=clock)
+        fork.register(self)
 
     @property
     def store(self) -> Store[K]:
@@ -250,7 +252,19 @@ class SharedInformer(Generic[K]):
         with self._lock:
             self._store_holders.append(sub)
         self.store._stopper = self._release_store
+        self.store._filled_in_background(self._restart_in_child)
         return self.store
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # the parent's watcher thread may have held it
+
+    def _restart_in_child(self) -> None:
+        """In a forked child, on the store's first use: a watcher of our own (the
+        parent's thread is gone; its open watch is left to the parent, untouched)."""
+        clock = self._watcher._clock
+        self._watcher = Watcher(self.api, self.config, sink=self._dispatch,
+                                on_error=self._failed, name=self.name, clock=clock)
+        self._watcher.start()
 
     def _release_store(self) -> None:
         with self._lock:

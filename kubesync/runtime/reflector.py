@@ -56,6 +56,11 @@ def start_reflector(
     and controllers on the same query share one watch and one store; each ``store.stop()``
     ends one of the reflectors that returned it, and the last one ends the watch.
     ``shared=False`` (or a ``transform``) gives a private watch and store.
+
+    Fork-safe: in a child forked after this call (gunicorn ``--preload``, multiprocessing's
+    ``fork``) the parent's thread is gone, so the store stops claiming to be ready and, on
+    its first use in the child, starts a reflector of its own there (a fresh list over the
+    child's own connections). ``store.stop()`` in the child never touches the parent's watch.
     """
     config = watcher_config(config, label_selector=label_selector,
                             field_selector=field_selector, metadata_only=metadata_only)

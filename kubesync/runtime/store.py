@@ -28,11 +28,12 @@ from typing import (
     Union,
 )
 
+from kubesync.client import fork
 from kubesync.core.objectref import ObjectRef
 from kubesync.errors import KubeError, UsageError
 from kubesync.runtime.watcher import Apply, Delete, Init, InitApply, InitDone
 
-__all__ = ["Store", "StoreStopped", "StoreWriter", "object_key", "private_copy"]
+__all__ = ["ForkedStoreError", "Store", "StoreStopped", "StoreWriter", "object_key", "private_copy"]
 
 K = TypeVar("K")
 Key = ObjectRef
@@ -44,6 +45,11 @@ class StoreStopped(KubeError):
 
     ``__cause__`` is the writer's last error, if it had one (e.g. ``Forbidden``).
     """
+
+
+class ForkedStoreError(KubeError):
+    """A store filled by a thread of the parent process was used in a forked child, where
+    that thread does not exist; nothing restarts it there (a controller's store)."""
 
 
 def object_key(obj: Any) -> ObjectRef:
@@ -78,6 +84,10 @@ class Store(Generic[K]):
         self._state = threading.Condition(threading.Lock())
         self._writer_gone = False
         self._last_error: Optional[BaseException] = None
+        # Set in a forked child for a store whose reflector can start again there; the
+        # first read then starts it (see _after_fork_in_child).
+        self._restarter: Optional[Callable[[], None]] = None
+        self._restart_pending = False
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -88,22 +98,27 @@ class Store(Generic[K]):
         """
         key = name if isinstance(name, ObjectRef) else ObjectRef(name, namespace or None)
         with self._lock:
+            self._resume_after_fork()
             return self._items.get(key)
 
     def list(self) -> List[K]:
         """A snapshot of every object (a new list; the objects are shared)."""
+        self._resume_after_fork()
         with self._lock:
             return list(self._items.values())
 
     def keys(self) -> List[Key]:
+        self._resume_after_fork()
         with self._lock:
             return list(self._items)
 
     def __len__(self) -> int:
+        self._resume_after_fork()
         with self._lock:
             return len(self._items)
 
     def __contains__(self, key: object) -> bool:
+        self._resume_after_fork()
         with self._lock:
             return key in self._items
 
@@ -112,6 +127,7 @@ class Store(Generic[K]):
 
     def by_index(self, index: str, value: Hashable) -> List[K]:
         """Objects whose index function gave ``value``."""
+        self._resume_after_fork()
         with self._lock:
             if index not in self._indexers:
                 raise UsageError(f"no index named {index!r}; add it with add_index()")
@@ -121,11 +137,13 @@ class Store(Generic[K]):
     @property
     def is_ready(self) -> bool:
         """True once the first complete list is in."""
+        self._resume_after_fork()
         return self._ready.is_set()
 
     @property
     def last_error(self) -> Optional[BaseException]:
         """The writer's latest error since its last complete list, or None."""
+        self._resume_after_fork()
         with self._state:
             return self._last_error
 
@@ -135,6 +153,7 @@ class Store(Generic[K]):
         Raises ``StoreStopped`` at once if the writer stopped before that (nothing would
         ever make the store ready), naming its last error.
         """
+        self._resume_after_fork()
         with self._state:
             self._state.wait_for(lambda: self._ready.is_set() or self._writer_gone, timeout)
             if self._ready.is_set():
@@ -168,9 +187,57 @@ class Store(Generic[K]):
                 return
 
     def stop(self) -> None:
-        """Stop the background reflector that fills this store, if it has one."""
-        if self._stopper is not None:
+        """Stop the background reflector that fills this store, if it has one.
+
+        In a forked child whose reflector has not started again yet, this only ends the
+        store there: the parent's watch and its socket are left alone.
+        """
+        with self._state:
+            inherited, self._restart_pending = self._restart_pending, False
+        if inherited:
+            self._close()
+        elif self._stopper is not None:
             self._stopper()
+
+    # -- forks ----------------------------------------------------------------------------
+
+    def _filled_in_background(self, restart: Optional[Callable[[], None]]) -> None:
+        """A thread of this process fills the store; after a fork ``restart()`` starts a
+        new one in the child (None: the store refuses there, loudly, unless a reflector
+        sharing it can restart)."""
+        if restart is not None:
+            self._restarter = restart
+        fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Single-threaded here: replace locks the parent's threads may have held, and
+        # stop claiming freshness: the thread that kept the objects current is gone.
+        self._lock = threading.Lock()
+        self._state = threading.Condition(threading.Lock())
+        self._ready = threading.Event()
+        if self._writer_gone:
+            return
+        if self._restarter is not None:
+            self._restart_pending = True
+            return
+        self._writer_gone = True
+        self._last_error = ForkedStoreError(
+            "this store was filled by a thread of the parent process, which does not exist "
+            "after the fork; create (or start) what fills it in the child, e.g. in the "
+            "worker's app factory or gunicorn's post_fork hook"
+        )
+
+    def _resume_after_fork(self) -> None:
+        """On first use in a forked child: start the reflector again (it relists; until
+        that list is in, the store is not ready and keeps the parent's last view)."""
+        if not self._restart_pending:
+            return
+        with self._state:
+            if not self._restart_pending:
+                return
+            self._restart_pending = False
+        assert self._restarter is not None
+        self._restarter()
 
     def _set_error(self, error: Optional[BaseException]) -> None:
         with self._state:

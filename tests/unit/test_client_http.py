@@ -4,8 +4,8 @@ credentials refresh, warnings and secret redaction."""
 from __future__ import annotations
 
 import logging
-import sys
 import ssl
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Iterator, List, Optional, Tuple

@@ -125,6 +125,7 @@ class LocalCluster:
         self._procs: Dict[str, Proc] = {}
         self._node: Optional[Node] = None
         self._owner_lock: Optional[IO[str]] = None
+        self._owner_pid = os.getpid()
         self._bins: Dict[str, str] = {}
         self._lock = threading.RLock()
 
@@ -160,6 +161,7 @@ class LocalCluster:
                     raise ClusterError(f"cannot start the node: {e}") from None
             sweep_stale_folders(self._base_dir)
             self.dir = self._make_folder()
+            self._owner_pid = os.getpid()
             with _live_lock:
                 _live.add(self)
             try:
@@ -575,4 +577,5 @@ def _stop_all() -> None:
     with _live_lock:
         live = list(_live)
     for cluster in live:
-        cluster.stop()
+        if cluster._owner_pid == os.getpid():  # a forked child exiting leaves the parent's
+            cluster.stop()
