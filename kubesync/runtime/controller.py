@@ -390,6 +390,20 @@ class Controller(Generic[K]):
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
+    def ready(self) -> bool:
+        """Started, not stopping, its cache complete, and leading or standing by (a replica
+        waiting for the lease is ready: it takes over at once when it wins)."""
+        if not self._started or self._stopping.is_set() or not self.store.is_ready:
+            return False
+        return self._elector is None or self._elector.running
+
+    def healthy(self) -> bool:
+        """Started, not stopping, and every watcher and worker thread still alive."""
+        if not self._started or self._stopping.is_set():
+            return False
+        watchers = [self._main, *self._relations]
+        return all(w.running for w in watchers) and all(t.is_alive() for t in self._threads)
+
     # -- workers ------------------------------------------------------------------------
 
     def _work(self, reconcile: Callable[..., Any], error_policy: Callable[..., Any],

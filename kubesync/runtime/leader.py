@@ -123,6 +123,11 @@ class LeaderElector:
     def is_leader(self) -> bool:
         return self._leading.is_set()
 
+    @property
+    def running(self) -> bool:
+        """Whether the election thread is alive (leading or standing by)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def wait_for_leadership(self, timeout: Optional[float] = None) -> bool:
         return self._leading.wait(timeout)
 

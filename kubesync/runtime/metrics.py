@@ -6,12 +6,51 @@ numbers as a Prometheus collector read at scrape time (nothing runs in between).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional
+
+import attrs
 
 if TYPE_CHECKING:
     from kubesync.runtime.controller import Controller
 
-__all__ = ["ControllerCollector", "register_prometheus"]
+__all__ = ["ControllerCollector", "Sample", "controller_samples", "register_prometheus"]
+
+
+@attrs.frozen
+class Sample:
+    """One metric of one controller: name (without the ``kubesync_controller_`` prefix),
+    ``counter`` or ``gauge``, help text and value."""
+
+    name: str
+    type: str
+    doc: str
+    value: float
+
+
+def controller_samples(controller: Controller[Any]) -> List[Sample]:
+    """The numbers of ``controller.metrics()`` as metrics; the one list both the
+    prometheus_client collector and the health app's ``/metrics`` page show."""
+    m = controller.metrics()
+    return [
+        Sample("reconciles", "counter", "Reconciles run", m["reconciles"]),
+        Sample("reconcile_errors", "counter", "Reconciles that raised", m["errors"]),
+        Sample("reconcile_terminal_errors", "counter",
+               "Reconciles that raised TerminalError (not retried)", m["terminal_errors"]),
+        Sample("reconcile_timeouts", "counter", "Reconciles that returned past their deadline",
+               m["timeouts"]),
+        Sample("reconciles_overrunning", "gauge", "Reconciles running past their deadline now",
+               m["overrunning"]),
+        Sample("reconcile_seconds", "counter", "Time spent reconciling", m["duration_sum"]),
+        Sample("reconcile_seconds_max", "gauge", "Longest reconcile", m["duration_max"]),
+        Sample("queue_depth", "gauge", "Keys ready to reconcile", m["queue_depth"]),
+        Sample("queue_processing", "gauge", "Keys being reconciled", m["queue_processing"]),
+        Sample("queue_delayed", "gauge", "Keys waiting for a requeue time", m["queue_delayed"]),
+        Sample("store_objects", "gauge", "Objects in the controller's store", m["store_size"]),
+        Sample("predicate_memory", "gauge", "Objects the predicate remembers a value for",
+               m["predicate_memory"]),
+        Sample("leading", "gauge", "1 while this replica leads (or runs without election)",
+               1.0 if m["leading"] else 0.0),
+    ]
 
 
 class ControllerCollector:
@@ -24,39 +63,12 @@ class ControllerCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        m = self.controller.metrics()
         labels = ["controller"]
-        value = [self.name]
-
-        def counter(name: str, doc: str, v: float) -> Any:
-            c = CounterMetricFamily(f"kubesync_controller_{name}", doc, labels=labels)
-            c.add_metric(value, v)
-            return c
-
-        def gauge(name: str, doc: str, v: float) -> Any:
-            g = GaugeMetricFamily(f"kubesync_controller_{name}", doc, labels=labels)
-            g.add_metric(value, v)
-            return g
-
-        yield counter("reconciles", "Reconciles run", m["reconciles"])
-        yield counter("reconcile_errors", "Reconciles that raised", m["errors"])
-        yield counter("reconcile_terminal_errors",
-                      "Reconciles that raised TerminalError (not retried)",
-                      m["terminal_errors"])
-        yield counter("reconcile_timeouts", "Reconciles that returned past their deadline",
-                      m["timeouts"])
-        yield gauge("reconciles_overrunning", "Reconciles running past their deadline now",
-                    m["overrunning"])
-        yield counter("reconcile_seconds", "Time spent reconciling", m["duration_sum"])
-        yield gauge("reconcile_seconds_max", "Longest reconcile", m["duration_max"])
-        yield gauge("queue_depth", "Keys ready to reconcile", m["queue_depth"])
-        yield gauge("queue_processing", "Keys being reconciled", m["queue_processing"])
-        yield gauge("queue_delayed", "Keys waiting for a requeue time", m["queue_delayed"])
-        yield gauge("store_objects", "Objects in the controller's store", m["store_size"])
-        yield gauge("predicate_memory", "Objects the predicate remembers a value for",
-                    m["predicate_memory"])
-        yield gauge("leading", "1 while this replica leads (or runs without election)",
-                    1.0 if m["leading"] else 0.0)
+        for sample in controller_samples(self.controller):
+            family = CounterMetricFamily if sample.type == "counter" else GaugeMetricFamily
+            metric = family(f"kubesync_controller_{sample.name}", sample.doc, labels=labels)
+            metric.add_metric([self.name], sample.value)
+            yield metric
 
 
 def register_prometheus(controller: Controller[Any], registry: Any = None,
