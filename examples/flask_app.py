@@ -10,20 +10,28 @@ Run it against any cluster KUBECONFIG points at, or a throwaway local one:
     GET /  or  /versions              [{"namespace", "name", "container", "image", "version"}]
     GET /versions/<namespace>/<name>  the containers of one Deployment (404 if unknown)
     GET /health                       200 once the first complete list is in, else 503
+    GET /kube/healthz, /kube/readyz, /kube/metrics   probes and Prometheus metrics
 
-Under gunicorn, create the app in each worker (no ``--preload``): threads do not survive
-the fork, so a reflector started in the master would be dead in the workers.
+Under gunicorn, with or without ``--preload`` (each response names its worker process in
+``X-Process-Id``):
+    gunicorn -w 2 --preload -b 127.0.0.1:8000 'examples.flask_app:create_app()'
+With ``--preload`` the master builds the app once and forks the workers; each worker's
+store then starts its own reflector on first use (a fresh list over its own connections),
+since the master's thread does not survive the fork.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 from typing import Any, Dict, List, Optional
 
-from flask import Flask, abort, jsonify
+from flask import Flask, Response, abort, jsonify
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from kubesync import Api, Client
 from kubesync.models.apps_v1 import Deployment
+from kubesync.runtime.health import HealthApp
 from kubesync.runtime.reflector import drop_managed_fields, start_reflector
 from kubesync.runtime.store import Store
 
@@ -66,6 +74,14 @@ def create_app(client: Optional[Client] = None) -> Flask:
 
     app = Flask(__name__)
     app.extensions["deployments"] = store
+    probes = HealthApp(stores={"deployments": store})
+    app.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, {"/kube": probes})
+
+    @app.after_request
+    def worker(response: Response) -> Response:
+        response.headers["X-Process-Id"] = str(os.getpid())
+        return response
 
     def ready() -> None:
         if not store.wait_until_ready(READY_TIMEOUT):

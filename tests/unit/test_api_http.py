@@ -228,8 +228,8 @@ def test_a_malformed_watch_line_is_a_decode_error_naming_the_request(
     rsps.get(CMS, body=_line("ADDED", cm) + '{"type": "ADDED", "object": {"data": "s3cr\n')
     events = iter(Api(client, ConfigMap, namespace="ns").watch())
     assert next(events).type == "ADDED"
-    with pytest.raises(DecodeError, match="malformed watch line.*GET /api/v1/namespaces/ns/"
-                                          "configmaps") as caught:
+    with pytest.raises(DecodeError, match=r"malformed watch line.*GET /api/v1/namespaces/ns/"
+                                          r"configmaps") as caught:
         next(events)
     assert "s3cr" not in str(caught.value)  # the line may be a Secret's data
 
