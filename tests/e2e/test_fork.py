@@ -56,7 +56,7 @@ def test_gunicorn_preload_workers_each_see_a_change_made_after_start_and_stop_cl
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        eventually(lambda: _get(f"{base}/health")[0] == 200, 60, "gunicorn serves")
+        eventually(lambda: _get(f"{base}/health")[0] == 200, 120, "gunicorn serves")
         api = Api(kube_client, Deployment, namespace=kube_namespace)
         api.create(_deployment("late", "example.test/app:v7"))  # after every worker forked
         answered: Dict[str, bytes] = {}
@@ -67,7 +67,7 @@ def test_gunicorn_preload_workers_each_see_a_change_made_after_start_and_stop_cl
                 answered[pid] = body
             return len(answered) >= 2
 
-        eventually(every_worker_sees_it, 60, "both workers answer with the new Deployment")
+        eventually(every_worker_sees_it, 120, "both workers answer with the new Deployment")
         assert all(b'"version":"v7"' in b.replace(b" ", b"") for b in answered.values())
         assert str(proc.pid) not in answered  # workers answered, not the master
         code, _, body = _get(f"{base}/kube/readyz")
@@ -83,6 +83,36 @@ def test_gunicorn_preload_workers_each_see_a_change_made_after_start_and_stop_cl
     took = time.monotonic() - started
     assert proc.returncode == 0, out.decode(errors="replace")
     assert took < 5.0, f"gunicorn took {took:.1f}s to stop"
+
+
+def test_a_client_and_a_reflector_used_in_a_forked_child_leave_the_parents_working(
+    kube_client: Any, kube_namespace: str
+) -> None:
+    from kubesync.models.core_v1 import ConfigMap
+    from kubesync.models.meta_v1 import ObjectMeta
+    from kubesync.runtime.reflector import start_reflector
+    from tests.unit.test_fork import in_child
+
+    api = Api(kube_client, ConfigMap, namespace=kube_namespace)
+    store = start_reflector(api)
+    assert store.wait_until_ready(30)
+    api.create(ConfigMap(metadata=ObjectMeta(name="before-fork")))
+    eventually(lambda: store.get("before-fork", kube_namespace) is not None, 30, "parent sees it")
+
+    def child() -> None:
+        for _ in range(5):
+            kube_client.request("GET", "/version")
+        assert store.wait_until_ready(30)  # its own reflector, its own list
+        api.create(ConfigMap(metadata=ObjectMeta(name="from-child")))
+        eventually(lambda: store.get("from-child", kube_namespace) is not None, 30, "child")
+        store.stop()
+
+    in_child(child, timeout=90)
+    for _ in range(5):  # the parent's pooled TLS connections were never shared
+        assert kube_client.request("GET", "/version")["major"]
+    eventually(lambda: store.get("from-child", kube_namespace) is not None, 30,
+               "the parent's watch still runs")
+    store.stop()
 
 
 def test_a_forked_child_exiting_normally_leaves_the_parents_cluster(
