@@ -288,13 +288,13 @@ class Controller(Generic[K]):
                 raise KubeError("this controller was started already")
             self._started = True
         self._elector = leader_elector
-        self.store._filled_in_background(None)  # a forked child must not trust it
         if leader_elector is not None:
             leader_elector.start()
         main = subscribe_to(self.api, self._config, self._on_main_event,
                             informer=self._informer, shared=self._shared,
                             transform=self._transform, name=self.name, clock=self._clock)
         self._informer = main.informer  # a new one if another consumer stopped ours
+        self.store._filled_in_background(None)  # a forked child must not trust it
         self._subscriptions.append(main)
         for other_api, config, sink, name in self._relations:
             self._subscriptions.append(subscribe_to(other_api, config, sink, shared=self._shared,
@@ -401,8 +401,8 @@ class Controller(Generic[K]):
         """Started, not stopping, and every watcher and worker thread still alive."""
         if not self._started or self._stopping.is_set():
             return False
-        watchers = [self._main, *self._relations]
-        return all(w.running for w in watchers) and all(t.is_alive() for t in self._threads)
+        subs = self._subscriptions
+        return all(s.alive for s in subs) and all(t.is_alive() for t in self._threads)
 
     # -- workers ------------------------------------------------------------------------
 

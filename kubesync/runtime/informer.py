@@ -126,6 +126,12 @@ class Subscription:
     def store(self) -> Store[Any]:
         return self.informer.store
 
+    @property
+    def alive(self) -> bool:
+        """Whether its handler thread (if it has one) and its informer's watcher run."""
+        handler_ok = self._thread is None or self._thread.is_alive()
+        return handler_ok and not self._stopped and self.informer.running
+
     def _start(self) -> None:
         if self._handler is not None:
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -214,6 +220,11 @@ class SharedInformer(Generic[K]):
     @property
     def stopped(self) -> bool:
         return self._stopped
+
+    @property
+    def running(self) -> bool:
+        """Whether the watcher thread is alive."""
+        return self._watcher.running
 
     @property
     def consumers(self) -> int:

@@ -179,7 +179,7 @@ def test_a_reflector_store_restarts_in_the_child_and_is_not_ready_before_its_own
         store.stop()
 
     in_child(child)
-    assert cms.lists == 2  # the parent's list and the child's own
+    assert cms.lists >= 2  # the parent's list and the child's own (plus any relists)
     assert store.is_ready and store.get("new", "ns") is None  # the parent is untouched
     store.stop()
     client.close()
