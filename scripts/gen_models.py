@@ -403,12 +403,52 @@ def render_index(spec: Spec, modules: Dict[str, Tuple[List[Klass], Set[str]]]) -
     return "\n".join(out) + "\n"
 
 
+#: The list and map extensions the API server merges by (strategic merge patch, server-side
+#: apply); the table keeps them per class and JSON field.
+LIST_EXTENSIONS = ("x-kubernetes-patch-strategy", "x-kubernetes-patch-merge-key",
+                   "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
+                   "x-kubernetes-map-type")
+
+
+def render_merge(spec: Spec) -> str:
+    """``_merge.py``: per class, how its lists and maps merge (patch strategy, merge key,
+    list type, list map keys, map type), and the classes that are atomic as a whole."""
+    fields: List[str] = []
+    atomic: List[str] = []
+    for name in sorted(spec.definitions):
+        if not is_class(spec, name):
+            continue
+        definition = spec.definitions[name]
+        key = f"{module_of(name)}.{name.rpartition('.')[2]}"
+        if definition.get("x-kubernetes-map-type") == "atomic":
+            atomic.append(key)
+        rows = []
+        for json_name, prop in sorted(definition["properties"].items()):
+            if not any(e in prop for e in LIST_EXTENSIONS):
+                continue
+            row = (prop.get("x-kubernetes-patch-strategy"),
+                   prop.get("x-kubernetes-patch-merge-key"), prop.get("x-kubernetes-list-type"),
+                   tuple(prop.get("x-kubernetes-list-map-keys") or ()),
+                   prop.get("x-kubernetes-map-type"))
+            rows.append(f"        {json_name!r}: {row!r},")
+        if rows:
+            fields += [f"    {key!r}: {{", *rows, "    },"]
+    out = [header(spec),
+           '"""How lists and maps merge, per class and JSON field: (patch strategy, patch merge',
+           "key, list type, list map keys, map type), as the spec's x-kubernetes-* extensions",
+           'say; and the classes that are atomic as a whole."""', "",
+           "FIELDS = {", *fields, "}", "", "ATOMIC = frozenset({"]
+    out += [f"    {k!r}," for k in atomic]
+    out.append("})")
+    return "\n".join(out) + "\n"
+
+
 def generate(spec_path: Path, out_dir: Path) -> List[Path]:
     """Write the models into ``out_dir``; remove generated files no longer produced."""
     spec = Spec(spec_path)
     modules = collect(spec)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = [("_index.py", render_index(spec, modules))]
+    files = [("_index.py", render_index(spec, modules)), ("_merge.py", render_merge(spec))]
     for module, (classes, uses) in sorted(modules.items()):
         files.append((f"{module}.py", render_runtime(spec, module, classes)))
         files.append((f"{module}.pyi", render_stub(spec, module, classes, uses)))
