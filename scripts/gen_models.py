@@ -393,12 +393,23 @@ def render_stub(spec: Spec, module: str, classes: List[Klass], uses: Iterable[st
 
 def render_index(spec: Spec, modules: Dict[str, Tuple[List[Klass], Set[str]]]) -> str:
     """``_index.py``: (apiVersion, kind) -> module, so a class is found without importing
-    every module (``kubesync.models.model_for``)."""
+    every module (``kubesync.models.model_for``); and -> its resource, for discovery."""
     rows = sorted((k.gvk, module) for module, (classes, _) in modules.items()
                   for k in classes if k.gvk)
     out = [header(spec), '"""Which module holds the model of each (apiVersion, kind)."""', "",
            "KINDS = {"]
     out += [f"    {gvk!r}: {module!r}," for gvk, module in rows]
+    out.append("}")
+    # The resources again, without building a class: what a server's discovery serves.
+    out += ["", "#: (apiVersion, kind) -> (plural, namespaced, verbs, subresources, short names)",
+            "RESOURCES = {"]
+    for module, (classes, _) in sorted(modules.items()):
+        for k in sorted(classes, key=lambda k: k.gvk or ("", "")):
+            if k.gvk and k.resource:
+                r = k.resource
+                row = (r["plural"], r["namespaced"], r["verbs"], r["subresources"],
+                       r["short_names"])
+                out.append(f"    {k.gvk!r}: {row!r},")
     out.append("}")
     return "\n".join(out) + "\n"
 
