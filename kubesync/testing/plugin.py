@@ -5,6 +5,9 @@ Options (or the env vars in brackets):
                      default) or "1.20" (the oldest) [KUBESYNC_TEST_VERSION]
   ``--no-kube-node``    a control plane without a node (no pod ever runs)
                      [KUBESYNC_TEST_NODE=0]
+  ``--kube-fake``       ``kube_cluster`` is an in-memory ``FakeApiServer`` instead of a
+                     local cluster (fast; docs/testing.md says what it leaves out)
+                     [KUBESYNC_TEST_FAKE=1]
 
 Markers:
   ``kube_node``      the test needs a node that runs pods
@@ -20,6 +23,9 @@ Fixtures:
                      ``compact()``: skipped, with the reason shown, on an external cluster.
   ``kube_client``    session; a ``kubesync.Client`` for the cluster's admin user.
   ``kube_namespace`` function; the name of a new namespace, deleted after the test.
+  ``kube_fake_server``  function; a started ``FakeApiServer`` of the test's own (a few
+                     milliseconds), stopped after it. ``kube_fake_server.client()`` gives
+                     a ``Client``; ``kubeconfig_path`` serves any other client.
 
 A cluster that cannot start is an error in every test that asks for it, never a skip.
 """
@@ -56,6 +62,7 @@ class ExternalCluster:
 
 VERSION_ENV = "KUBESYNC_TEST_VERSION"
 NODE_ENV = "KUBESYNC_TEST_NODE"
+FAKE_ENV = "KUBESYNC_TEST_FAKE"
 #: How long a new namespace may take to get its ``default`` ServiceAccount.
 NAMESPACE_READY_TIMEOUT = 30.0
 _DESELECTED = pytest.StashKey[Dict[str, int]]()
@@ -73,6 +80,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--no-kube-node", dest="kube_node", action="store_false",
         default=os.environ.get(NODE_ENV, "1") not in ("0", "false", "no"),
         help=f"a control plane without a node: no pod runs (${NODE_ENV}=0)",
+    )
+    group.addoption(
+        "--kube-fake", action="store_true",
+        default=os.environ.get(FAKE_ENV, "0") not in ("0", "false", "no", ""),
+        help=f"kube_cluster is an in-memory FakeApiServer, not a local cluster (${FAKE_ENV}=1)",
     )
 
 
@@ -95,7 +107,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
     if os.environ.get(KUBECONFIG_ENV):
         return
     version = _minor(config.getoption("kube_version"))
-    node = bool(config.getoption("kube_node"))
+    # The fake runs no pods: node tests are deselected with it as without a node.
+    node = bool(config.getoption("kube_node")) and not config.getoption("kube_fake")
     keep: List[pytest.Item] = []
     dropped: List[pytest.Item] = []
     reasons: Dict[str, int] = {}
@@ -136,6 +149,12 @@ def kube_cluster(pytestconfig: pytest.Config) -> Iterator[Any]:
     if external:
         yield ExternalCluster(os.path.expanduser(external))
         return
+    if pytestconfig.getoption("kube_fake"):
+        from kubesync.testing.fake import FakeApiServer
+
+        with FakeApiServer() as fake:
+            yield fake
+        return
     from kubesync.testing.cluster import LocalCluster
 
     # While our cluster runs, SIGTERM (a CI timeout, `kill`) becomes an interrupt, so
@@ -165,6 +184,14 @@ def kube_cluster(pytestconfig: pytest.Config) -> Iterator[Any]:
         finally:
             if ours and signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
                 signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.fixture
+def kube_fake_server() -> Iterator[Any]:
+    from kubesync.testing.fake import FakeApiServer
+
+    with FakeApiServer() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -279,7 +279,10 @@ def apply(live: Mapping[str, Any], config: Mapping[str, Any], owners: Owners, *,
         if key == mine:
             continue
         for path in sorted(fields & leaves):
-            if value_at(live, path) != value_at(config, path):
+            wanted = value_at(config, path)
+            if isinstance(wanted, Mapping):  # a map or struct: its members conflict, not it
+                continue
+            if value_at(live, path) != wanted:
                 conflicts.append((key[0], path))
                 if force:
                     fields.discard(path)
