@@ -5,6 +5,7 @@ a cluster; a difference the fake documents is a ``fake_differs`` mark on the tes
 
 from __future__ import annotations
 
+import secrets
 import time
 from typing import Any, Callable, Iterator, Optional
 
@@ -48,19 +49,32 @@ class Server:
             time.sleep(0.1)  # polling the API for a controller's write; nothing to wait on
 
 
+@pytest.fixture(scope="session")
+def contract_fake() -> Iterator[Any]:
+    """One FakeApiServer and client for the session, as the real half shares its cluster
+    (a kubesync Client takes longer to make than the fake takes to start)."""
+    from kubesync.testing.fake import FakeApiServer
+
+    with FakeApiServer() as fake:
+        client = fake.client()
+        try:
+            yield fake, client
+        finally:
+            client.close()
+
+
 @pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.e2e)])
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     if request.param == "fake":
-        fake = request.getfixturevalue("kube_fake_server")
-        client = fake.client()
-        namespace = "contract"
+        fake, client = request.getfixturevalue("contract_fake")
+        namespace = f"contract-{secrets.token_hex(3)}"
         client.request("POST", "/api/v1/namespaces",
                        body={"apiVersion": "v1", "kind": "Namespace",
                              "metadata": {"name": namespace}})
         try:
             yield Server("fake", client, namespace, fake)
         finally:
-            client.close()
+            client.request("DELETE", f"/api/v1/namespaces/{namespace}")
         return
     client = request.getfixturevalue("kube_client")
     namespace = request.getfixturevalue("kube_namespace")

@@ -150,6 +150,10 @@ def dispatch(backend: Backend, method: str, path: str, query: Mapping[str, str],
         return _shown(200, backend.get(rt, t.namespace, t.name, t.subresource), representation)
     if t.watch:
         raise method_not_allowed(method, path)
+    if method in ("POST", "PUT") and "protobuf" in content_type:
+        raise StatusError(415, "UnsupportedMediaType",
+                          f"the body of the request was in an unknown format - accepted "
+                          f"media types include: application/json (not {content_type})")
     doc = _json(body) if method in ("POST", "PUT") or (method == "DELETE" and body) else None
     if method == "POST":
         if t.name is not None:

@@ -99,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _HttpServer
     timeout = IDLE_TIMEOUT
+    # Headers and body go out in two writes: without this, Nagle and delayed ACKs add
+    # ~40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("fake apiserver: " + format, *args)
@@ -236,7 +239,8 @@ class FakeApiServer:
     apply, finalizer and cascade semantics close to a real server; docs/testing.md lists
     what it simplifies and what it refuses (501). Starts in milliseconds, needs no root.
 
-    ``tls``: serve HTTPS with a fresh CA (needs the ``openssl`` command). ``history``:
+    ``tls``: serve HTTPS with a fresh CA (needs the ``openssl`` command) and require the
+    kubeconfig's bearer token; plain HTTP on loopback requires nothing. ``history``:
     how many changes watches can resume over before 410 Gone. ``clock``: the wall clock
     for timestamps. Thread-safe; ``faults`` injects failures.
     """
@@ -291,9 +295,9 @@ class FakeApiServer:
 
             pki = make_pki(self._dir)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(str(pki.serving.crt), str(pki.serving.key))
+            ctx.load_cert_chain(str(pki.serving.cert), str(pki.serving.key))
             httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
-            self._ca = str(pki.ca.crt)
+            self._ca = str(pki.ca.cert)
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="kubesync-fake-apiserver", daemon=True)
@@ -394,6 +398,10 @@ class FakeApiServer:
             self._requests.append(RequestRecord(method, path, dict(query), code))
 
     def _authenticate(self, header: str) -> None:
+        """Over HTTPS a bearer token is required; plain HTTP (loopback only) takes any
+        request, because client-go (kubectl) sends no token to a plain-HTTP server."""
+        if not self.tls:
+            return
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), self._token):
             raise StatusError(401, "Unauthorized", "Unauthorized")
@@ -406,7 +414,8 @@ class FakeApiServer:
         doc = {
             "apiVersion": "v1", "kind": "Config", "current-context": "fake",
             "clusters": [{"name": "fake", "cluster": cluster}],
-            "users": [{"name": "fake-admin", "user": {"token": self._token}}],
+            "users": [{"name": "fake-admin",
+                       "user": {"token": self._token} if self.tls else {}}],
             "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake-admin",
                                                      "namespace": "default"}}],
         }
