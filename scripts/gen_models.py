@@ -403,7 +403,7 @@ def render_index(spec: Spec, modules: Dict[str, Tuple[List[Klass], Set[str]]]) -
     # The resources again, without building a class: what a server's discovery serves.
     out += ["", "#: (apiVersion, kind) -> (plural, namespaced, verbs, subresources, short names)",
             "RESOURCES = {"]
-    for module, (classes, _) in sorted(modules.items()):
+    for _module, (classes, _) in sorted(modules.items()):
         for k in sorted(classes, key=lambda k: k.gvk or ("", "")):
             if k.gvk and k.resource:
                 r = k.resource

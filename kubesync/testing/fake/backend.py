@@ -15,7 +15,7 @@ import copy
 import json
 import random
 import uuid
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import yaml
 
@@ -82,7 +82,7 @@ class Backend:
             raise not_found(rt.plural, rt.group, name)
         return key, obj
 
-    def _served(self, rt: ResourceType, obj: Dict[str, Any]) -> Dict[str, Any]:
+    def served(self, rt: ResourceType, obj: Dict[str, Any]) -> Dict[str, Any]:
         """``obj`` as this version serves it (versions of a CRD share storage; the fake
         converts none: only ``apiVersion`` changes)."""
         if obj.get("apiVersion") == rt.api_version:
@@ -95,7 +95,7 @@ class Backend:
             _, obj = self._existing(rt, namespace, name)
             if subresource == "scale":
                 return scale_of(rt, obj)
-            return self._served(rt, obj)
+            return self.served(rt, obj)
 
     def list(self, rt: ResourceType, namespace: Optional[str], query: Query,
              metadata_only: bool = False) -> Dict[str, Any]:
@@ -149,7 +149,7 @@ class Backend:
             return {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                     "metadata": list_meta, "items": [partial(o) for o in chosen]}
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta,
-                "items": [self._served(rt, o) for o in chosen]}
+                "items": [self.served(rt, o) for o in chosen]}
 
     # -- writes ---------------------------------------------------------------------
 
@@ -367,14 +367,14 @@ class Backend:
         if old is not None:
             m["resourceVersion"] = meta(old).get("resourceVersion")
             if new == old:
-                return self._served(rt, old)  # a no-op write changes nothing, not even rv
+                return self.served(rt, old)  # a no-op write changes nothing, not even rv
         if query.get("dryRun"):
-            return self._served(rt, new)
+            return self.served(rt, new)
         rv = self.storage.next_rv()
         m["resourceVersion"] = str(rv)
         self.storage.put(key, new, rv)
         lifecycle.after_write(self, rt, key, old, new)
-        return self._served(rt, new)
+        return self.served(rt, new)
 
     # -- delete ---------------------------------------------------------------------
 
@@ -395,7 +395,7 @@ class Backend:
                                f"{pre['resourceVersion']}, ResourceVersion in object meta: "
                                f"{m.get('resourceVersion')}")
             if opts.get("dryRun"):
-                return self._served(rt, obj)
+                return self.served(rt, obj)
             return lifecycle.delete(self, rt, key, obj, opts.get("propagationPolicy"))
 
     def delete_collection(self, rt: ResourceType, namespace: Optional[str], query: Query,
@@ -424,7 +424,7 @@ class Backend:
         return self._update(rt, key, old, new, "", {"fieldManager": manager}, manager)
 
     def type_for(self, key: Key, obj: Mapping[str, Any]) -> Optional[ResourceType]:
-        group, _, version = str(obj.get("apiVersion", "")).rpartition("/")
+        version = str(obj.get("apiVersion", "")).rpartition("/")[2]
         return self.registry.find(key[0], version, key[1]) or next(
             iter(self.registry.versions_of(key[0], key[1])), None)
 

@@ -12,14 +12,27 @@ https://kubernetes.io/docs/concepts/architecture/garbage-collection/
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol
 
-from kubesync.testing.fake.objects import meta, timestamp
-from kubesync.testing.fake.resources import ResourceType
-from kubesync.testing.fake.storage import Key
+from kubesync.testing.fake.objects import Clock, meta, timestamp
+from kubesync.testing.fake.resources import Registry, ResourceType
+from kubesync.testing.fake.storage import Key, Storage
 
-if TYPE_CHECKING:
-    from kubesync.testing.fake.backend import Backend
+
+class Backend(Protocol):
+    """What the lifecycle needs of the backend (which calls it after each write)."""
+
+    storage: Storage
+    registry: Registry
+    clock: Clock
+
+    def served(self, rt: ResourceType, obj: Dict[str, Any]) -> Dict[str, Any]: ...
+
+    def write_as_server(self, rt: ResourceType, key: Key, old: Dict[str, Any],
+                        change: Callable[[Dict[str, Any]], None], manager: str
+                        ) -> Dict[str, Any]: ...
+
+    def type_for(self, key: Key, obj: Mapping[str, Any]) -> Optional[ResourceType]: ...
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
@@ -71,7 +84,7 @@ def delete(backend: Backend, rt: ResourceType, key: Key, obj: Dict[str, Any],
     """
     m = meta(obj)
     if m.get("deletionTimestamp"):
-        return backend._served(rt, obj)
+        return backend.served(rt, obj)
     finalizers = list(m.get("finalizers") or [])
     if policy == "Foreground" and FOREGROUND not in finalizers:
         finalizers.append(FOREGROUND)
@@ -85,7 +98,7 @@ def delete(backend: Backend, rt: ResourceType, key: Key, obj: Dict[str, Any],
                 "details": {"name": m["name"], "group": rt.group, "kind": rt.plural,
                             "uid": m.get("uid")}}
     marked = _mark(backend, rt, key, obj, finalizers)
-    answer = backend._served(rt, marked)
+    answer = backend.served(rt, marked)
     if FOREGROUND in finalizers:
         _delete_dependents(backend, m.get("uid"))
         _check_foreground(backend, m.get("uid"))
@@ -221,9 +234,9 @@ def _terminate_namespace(backend: Backend, rt: ResourceType, key: Key,
     rv = backend.storage.next_rv()
     new["metadata"]["resourceVersion"] = str(rv)
     backend.storage.put(key, new, rv)
-    answer = backend._served(rt, new)
+    answer = backend.served(rt, new)
     name = key[3]
-    for okey, obj in backend.storage.all_items():
+    for okey, _obj in backend.storage.all_items():
         current = backend.storage.get(okey)
         if okey[2] != name or current is None or meta(current).get("deletionTimestamp"):
             continue

@@ -66,7 +66,7 @@ class ModelType(TypeInfo):
         self._module = cls.__module__
         key = f"{self._module.rpartition('.')[2]}.{cls.__name__}"
         self.atomic = key in ATOMIC
-        self._rules = FIELDS.get(key, {})
+        self._rules: Mapping[str, Tuple[Any, ...]] = FIELDS.get(key, {})  # type: ignore[assignment]
         self._types: Dict[str, str] = {
             f.metadata[JSON_NAME]: str(f.type) for f in attrs.fields(cls)
             if JSON_NAME in f.metadata
@@ -105,7 +105,7 @@ class SchemaType(TypeInfo):
         return extra if isinstance(extra, Mapping) else {}
 
     def child(self, name: str) -> TypeInfo:
-        prop = self._prop(name)
+        prop: Mapping[str, Any] = self._prop(name)
         if prop.get("type") == "array":
             prop = prop.get("items") or {}
         elif prop.get("type") == "object" and "additionalProperties" in prop and \

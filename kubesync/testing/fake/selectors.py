@@ -10,7 +10,7 @@ https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 from kubesync.testing.fake.status import bad_request
 
@@ -38,19 +38,40 @@ def _split(selector: str) -> List[str]:
     return parts
 
 
+def _equals(key: str, value: str, negate: bool) -> Matcher:
+    def test(labels: Mapping[str, Any]) -> bool:
+        return (labels.get(key) == value) != negate
+    return test
+
+
+def _within(key: str, values: Set[str], negate: bool) -> Matcher:
+    def test(labels: Mapping[str, Any]) -> bool:
+        return (labels.get(key) in values) != negate
+    return test
+
+
+def _exists(key: str, negate: bool) -> Matcher:
+    def test(labels: Mapping[str, Any]) -> bool:
+        return (key in labels) != negate
+    return test
+
+
+def _field_equals(path: str, value: str, negate: bool) -> Matcher:
+    def test(obj: Mapping[str, Any]) -> bool:
+        return ((_field(obj, path) or "") == value) != negate
+    return test
+
+
 def label_matcher(selector: Optional[str]) -> Matcher:
     """A predicate over an object's labels; ``BadRequest`` naming the bad term."""
     if not selector:
         return lambda labels: True
-    tests: List[Callable[[Mapping[str, Any]], bool]] = []
+    tests: List[Matcher] = []
     for term in _split(selector):
         eq = _EQ_RE.match(term)
         if eq:
             key, op, value = eq.groups()
-            if op == "!=":
-                tests.append(lambda labels, k=key, v=value: labels.get(k) != v)
-            else:
-                tests.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            tests.append(_equals(key, value, op == "!="))
             continue
         m = _SET_RE.match(term)
         if m is None:
@@ -61,14 +82,9 @@ def label_matcher(selector: Optional[str]) -> Matcher:
             if neg:
                 raise bad_request(f"unable to parse requirement: {term.strip()!r}")
             vals = {v.strip() for v in values.split(",") if v.strip()}
-            if op == "in":
-                tests.append(lambda labels, k=key, vs=vals: labels.get(k) in vs)
-            else:
-                tests.append(lambda labels, k=key, vs=vals: labels.get(k) not in vs)
-        elif neg:
-            tests.append(lambda labels, k=key: k not in labels)
+            tests.append(_within(key, vals, op == "notin"))
         else:
-            tests.append(lambda labels, k=key: k in labels)
+            tests.append(_exists(key, bool(neg)))
     return lambda labels: all(t(labels) for t in tests)
 
 
@@ -87,17 +103,14 @@ def field_matcher(selector: Optional[str]) -> Matcher:
     """A predicate over a whole object; an absent field compares as ``""``."""
     if not selector:
         return lambda obj: True
-    tests: List[Callable[[Mapping[str, Any]], bool]] = []
+    tests: List[Matcher] = []
     for term in _split(selector):
         m = _EQ_RE.match(term)
         if m is None:
             raise bad_request(f"invalid field selector term {term.strip()!r} in "
                               f"fieldSelector {selector!r}")
         path, op, value = m.groups()
-        if op == "!=":
-            tests.append(lambda o, p=path, v=value: (_field(o, p) or "") != v)
-        else:
-            tests.append(lambda o, p=path, v=value: (_field(o, p) or "") == v)
+        tests.append(_field_equals(path, value, op == "!="))
     return lambda obj: all(t(obj) for t in tests)
 
 

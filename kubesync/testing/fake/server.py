@@ -201,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         def send(event: Mapping[str, Any]) -> None:
             line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
             self.wfile.flush()
 
         try:
@@ -215,6 +215,9 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client went away
             self.close_connection = True
             return
+        except Exception:  # a bug in the fake: the stream is open, so cut it
+            logger.exception("fake apiserver: watch of %s failed", target.rt.plural)
+            why = "dropped"
         if why == "dropped" or why == "stopped":
             # Cut the connection without the closing chunk, as a broken network does.
             self.close_connection = True
@@ -265,6 +268,7 @@ class FakeApiServer:
         self._httpd: Optional[_HttpServer] = None
         self._thread: Optional[threading.Thread] = None
         self._dir: Optional[Path] = None
+        self._ca = ""
         for name in _NAMESPACES:
             self._seed_namespace(name)
 
@@ -357,6 +361,7 @@ class FakeApiServer:
         if self._httpd is None:
             raise RuntimeError("the FakeApiServer is not started")
         host, port = self._httpd.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     @property

@@ -61,7 +61,7 @@ def serve(backend: Backend, rt: ResourceType, namespace: Optional[str], query: Q
         return labels(meta(obj).get("labels") or {}) and fields(obj)
 
     def shown(obj: Mapping[str, Any]) -> Dict[str, Any]:
-        return partial(obj) if metadata_only else backend._served(rt, dict(obj))
+        return partial(obj) if metadata_only else backend.served(rt, dict(obj))
 
     with storage.lock:
         if rv_param in ("", "0") or initial_events:
@@ -98,13 +98,13 @@ def serve(backend: Backend, rt: ResourceType, namespace: Optional[str], query: Q
         with storage.lock:
             try:
                 events: List[Event] = storage.events_after(since, rt.collection)
-            except TooOld:
+                if not events:
+                    wake = min(deadline, next_bookmark if bookmarks else deadline)
+                    storage.lock.wait(max(0.0, wake - time.monotonic()))
+                    events = [] if stopping() else storage.events_after(since, rt.collection)
+            except TooOld:  # compacted past this watch while it lagged
                 send(_expired(str(since)))
                 return "expired"
-            if not events:
-                wake = min(deadline, next_bookmark if bookmarks else deadline)
-                storage.lock.wait(max(0.0, wake - time.monotonic()))
-                events = storage.events_after(since, rt.collection) if not stopping() else []
             if faults.silent:  # held back: sent after resume()
                 continue
             # Everything up to now is seen: a later compaction must not expire this watch.
