@@ -87,8 +87,9 @@ def _watches(fake: FakeApiServer) -> list:
 
 
 def _lists(fake: FakeApiServer) -> list:
-    return [r for r in fake.requests if r.method == "GET" and "watch" not in r.query
-            and r.path.endswith("/configmaps")]
+    """The (re)lists: a LIST, or a watch that starts with the initial events (WatchList)."""
+    return [r for r in fake.requests if r.method == "GET" and r.path.endswith("/configmaps")
+            and ("watch" not in r.query or r.query.get("sendInitialEvents") == "true")]
 
 
 def test_a_reflector_resumes_a_dropped_watch_without_relisting(fake, client):
@@ -103,7 +104,9 @@ def test_a_reflector_resumes_a_dropped_watch_without_relisting(fake, client):
         api.create(ConfigMap(metadata=ObjectMeta(name="b")))
         until(lambda: store.get("b", namespace="default"), "b in the store")
         assert len(_lists(fake)) == 1  # resumed from its resourceVersion: no relist
-        assert _watches(fake)[1].query.get("resourceVersion") not in (None, "", "0")
+        resumed = _watches(fake)[1].query
+        assert resumed.get("resourceVersion") not in (None, "", "0")
+        assert resumed.get("sendInitialEvents") != "true"
     finally:
         store.stop()
 

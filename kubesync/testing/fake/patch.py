@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Mapping
 
 from kubesync.testing.fake.schema import TypeInfo
 from kubesync.testing.fake.status import StatusError, bad_request, not_implemented
+from kubesync.webhook.jsonpatch import JsonPatchError, apply_patch
 
 _UNSUPPORTED_DIRECTIVES = ("$retainKeys",)
 
@@ -29,94 +30,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
-def _pointer(path: str) -> List[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise bad_request(f"json patch: path {path!r} must start with '/'")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _parent(doc: Any, parts: List[str], path: str) -> Any:
-    cur = doc
-    for part in parts[:-1]:
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            raise StatusError(422, "Invalid", f"json patch: path {path!r} does not exist")
-    return cur
-
-
-def _get(doc: Any, path: str) -> Any:
-    parts = _pointer(path)
-    if not parts:
-        return doc
-    parent, last = _parent(doc, parts, path), parts[-1]
-    if isinstance(parent, dict) and last in parent:
-        return parent[last]
-    if isinstance(parent, list) and last.isdigit() and int(last) < len(parent):
-        return parent[int(last)]
-    raise StatusError(422, "Invalid", f"json patch: path {path!r} does not exist")
-
-
-def _add(doc: Any, path: str, value: Any) -> Any:
-    parts = _pointer(path)
-    if not parts:
-        return value
-    parent, last = _parent(doc, parts, path), parts[-1]
-    if isinstance(parent, dict):
-        parent[last] = value
-    elif isinstance(parent, list):
-        index = len(parent) if last == "-" else int(last) if last.isdigit() else -1
-        if not 0 <= index <= len(parent):
-            raise StatusError(422, "Invalid", f"json patch: index in {path!r} out of range")
-        parent.insert(index, value)
-    else:
-        raise StatusError(422, "Invalid", f"json patch: {path!r} is inside a scalar")
-    return doc
-
-
-def _remove(doc: Any, path: str) -> Any:
-    _get(doc, path)  # must exist
-    parts = _pointer(path)
-    parent, last = _parent(doc, parts, path), parts[-1]
-    if isinstance(parent, dict):
-        del parent[last]
-    else:
-        del parent[int(last)]
-    return doc
-
-
 def json_patch(target: Any, ops: Any) -> Any:
-    """RFC 6902 over a copy of ``target``; a failed ``test`` or a missing path is 422."""
+    """RFC 6902 (kubesync's one implementation, ``kubesync.webhook.jsonpatch``) over a copy
+    of ``target``; a failed ``test`` or a missing path is 422, as on a real server."""
     if not isinstance(ops, list):
         raise bad_request("json patch: the body must be a list of operations")
-    doc = copy.deepcopy(target)
-    for i, op in enumerate(ops):
-        if not isinstance(op, Mapping) or "op" not in op or "path" not in op:
-            raise bad_request(f"json patch: operation {i} needs 'op' and 'path'")
-        kind, path = op["op"], op["path"]
-        if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op.get("value")))
-        elif kind == "remove":
-            doc = _remove(doc, path)
-        elif kind == "replace":
-            _get(doc, path)
-            doc = _add(_remove(doc, path), path, copy.deepcopy(op.get("value")))
-        elif kind in ("move", "copy"):
-            value = copy.deepcopy(_get(doc, op.get("from", "")))
-            if kind == "move":
-                doc = _remove(doc, op["from"])
-            doc = _add(doc, path, value)
-        elif kind == "test":
-            if _get(doc, path) != op.get("value"):
-                raise StatusError(422, "Invalid",
-                                  f"json patch: test operation {i} failed at {path!r}")
-        else:
-            raise bad_request(f"json patch: unknown operation {kind!r}")
-    return doc
+    try:
+        return apply_patch(target, ops)
+    except JsonPatchError as e:
+        raise StatusError(422, "Invalid", f"json patch: {e}") from None
 
 
 def strategic_merge(original: Any, patch: Any, typ: TypeInfo) -> Any:
