@@ -63,3 +63,15 @@ def test_the_controller_labels_configmaps(kube_fake_server: FakeApiServer) -> No
     finally:
         controller.stop()
         client.close()
+
+
+def test_the_flask_view_on_the_testing_page_passes_as_written(
+        kube_fake_server: FakeApiServer) -> None:
+    import re
+
+    page = (EXAMPLES.parent / "docs" / "testing.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"^```python\n(.*?)^```", page, re.S | re.M)
+                 if "def test_images_lists_each_container" in b)
+    namespace: dict = {"__name__": "docs_testing_flask_view"}
+    exec(compile(block, "docs/testing.md", "exec"), namespace)  # the page's own code
+    namespace["test_images_lists_each_container"](kube_fake_server)
