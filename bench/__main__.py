@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from bench import (
     controller,
     decode,
+    fresh,
+    instructions,
     listing,
     memory,
     peers,
@@ -45,6 +47,8 @@ log = logging.getLogger("bench")
 WORKLOADS = {
     listing.NAME: listing,
     decode.NAME: decode,
+    fresh.NAME: fresh,
+    instructions.NAME: instructions,
     watch.NAME: watch,
     memory.NAME: memory,
     controller.NAME: controller,
@@ -56,7 +60,8 @@ WORKLOADS = {
 #: These talk to a pod, so the cluster gets a node (and its controller manager).
 NODE_WORKLOADS = {podexec.NAME, portforward.NAME}
 #: Which seeded namespace each workload reads ("list": 5000 objects; "store": 10k).
-SEEDS = {"list": "list", "decode": "list", "watch": "list", "controller": "list", "memory": "store",
+SEEDS = {"list": "list", "decode": "list", "fresh": "list", "instructions": "list",
+         "watch": "list", "controller": "list", "memory": "store",
          "reflector": "store", "startup": None, "exec": None, "portforward": None}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -174,7 +179,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         for name in args.names:
             log.info("workload %s: %d run(s) per variant", name, args.runs)
             started = time.perf_counter()
-            done.append(WORKLOADS[name].run(env, args.runs))
+            result = WORKLOADS[name].run(env, args.runs)
+            done.extend(result if isinstance(result, list) else [result])
             log.info("workload %s took %.1f s", name, time.perf_counter() - started)
         info["load_average_end"] = load_average()
         if NODE_WORKLOADS & set(args.names):

@@ -20,6 +20,8 @@ def fmt_value(value: Optional[float], unit: str) -> str:
         return f"{value * 1000:,.1f} ms"
     if unit == "MB/s":
         return f"{value:,.1f} MB/s"
+    if unit == "instructions":
+        return f"{value / 1e6:,.0f} M Ir"
     return f"{value:,.0f} {UNITS_SHORT.get(unit, unit)}"
 
 
