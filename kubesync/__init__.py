@@ -15,7 +15,6 @@ from kubesync.core.deprecation import warn_renamed
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.params import LabelQuery, Patch
 from kubesync.core.resource import ApiResource
-from kubesync.crd import CustomResource, custom_resource
 from kubesync.errors import (
     AlreadyExists,
     ApiError,
@@ -39,6 +38,8 @@ from kubesync.errors import (
 )
 
 if TYPE_CHECKING:
+    from kubesync.crd import CustomResource as CustomResource
+    from kubesync.crd import custom_resource as custom_resource
     from kubesync.runtime import conditions as conditions
 
     LabelSelector = LabelQuery  # deprecated spelling, valid for type checkers one release
@@ -92,6 +93,12 @@ def __getattr__(name: str) -> Any:
         from kubesync.runtime import conditions
 
         return conditions
+    if name in ("CustomResource", "custom_resource"):
+        # kubesync.crd (schemas, CRD install) is about a tenth of ``import kubesync``;
+        # most scripts never define a custom resource, so it loads on first use.
+        from kubesync import crd
+
+        return getattr(crd, name)
     if name == "LabelSelector":
         warn_renamed("kubesync.LabelSelector", "kubesync.LabelQuery")
         return LabelQuery
