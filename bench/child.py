@@ -43,11 +43,24 @@ def touch_models(items: Any) -> int:
 def decoder(variant: str) -> Callable[[bytes], int]:
     """VARIANT's decode + read of a LIST body, its imports done."""
     if variant == "kubesync":
+        from kubesync.client.gcpause import LARGE_BODY, gc_paused
         from kubesync.core import json as ks_json
         from kubesync.core.convert import decode_list
         from kubesync.models.core_v1 import ConfigMap
 
-        return lambda body: touch_models(decode_list(ConfigMap, ks_json.loads(body)).items)
+        def kubesync_decode(body: bytes) -> int:
+            # As Api.list does after the transfer: Client.request decodes a large body
+            # with the cyclic GC paused, Api._list wraps the items paused too.
+            if len(body) < LARGE_BODY:
+                data = ks_json.loads(body)
+            else:
+                with gc_paused():
+                    data = ks_json.loads(body)
+            with gc_paused():
+                items = decode_list(ConfigMap, data).items
+            return touch_models(items)
+
+        return kubesync_decode
     if variant == "json.loads":
         import json
 
