@@ -25,6 +25,7 @@ LISTERS = ("kubesync", "raw requests+json", "lightkube", "kubernetes")
 
 
 def touch_dicts(items: List[Any]) -> int:
+    """Read every item's name, labels and data, as JSON dicts."""
     n = 0
     for o in items:
         meta = o["metadata"]
@@ -33,6 +34,7 @@ def touch_dicts(items: List[Any]) -> int:
 
 
 def touch_models(items: Any) -> int:
+    """Read every item's name, labels and data, as model attributes."""
     n = 0
     for o in items:
         meta = o.metadata

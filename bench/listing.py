@@ -12,6 +12,7 @@ import warnings
 from typing import Any, Callable, List, Optional
 
 from bench import peers
+from bench.child import touch_dicts, touch_models
 from bench.env import Env, kubesync_json_backend, with_stdlib_json
 from bench.measure import LOWER, Target, Variant, WorkloadResult, run_variants, timed
 
@@ -19,24 +20,6 @@ NAME = "list"
 KUBESYNC, RAW = "kubesync", "raw requests+json"
 #: kubesync on its fallback decoder (where orjson, a dependency, has no wheel).
 KUBESYNC_STD = "kubesync, stdlib json"
-
-
-def touch_dicts(items: List[Any]) -> int:
-    """Read every item's name, labels and data, as JSON dicts."""
-    n = 0
-    for o in items:
-        meta = o["metadata"]
-        n += len(meta["name"]) + len(meta["labels"]) + len(o["data"])
-    return n
-
-
-def touch_models(items: Any) -> int:
-    """Read every item's name, labels and data, as model attributes."""
-    n = 0
-    for o in items:
-        meta = o.metadata
-        n += len(meta.name) + len(meta.labels) + len(o.data)
-    return n
 
 
 def variants(env: Env) -> List[Variant]:
