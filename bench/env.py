@@ -108,12 +108,17 @@ def stdlib_json() -> Iterator[None]:
     import kubesync.client.api as ks_api
     from kubesync.core import json as ks_json
 
-    saved = ks_json.loads, ks_api.loads
-    ks_json.loads = ks_api.loads = json.loads  # type: ignore[assignment]
+    # Api reads bodies through kubesync.core.json's module attribute; an older Api had
+    # its own ``loads`` name, patched too where it is there.
+    modules = [m for m in (ks_json, ks_api) if hasattr(m, "loads")]
+    saved = [getattr(m, "loads") for m in modules]
+    for m in modules:
+        setattr(m, "loads", json.loads)
     try:
         yield
     finally:
-        ks_json.loads, ks_api.loads = saved
+        for m, old in zip(modules, saved):
+            setattr(m, "loads", old)
 
 
 def with_stdlib_json(fn: Callable[[], float]) -> Callable[[], float]:
