@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import requests
 import yaml
@@ -110,15 +110,15 @@ def stdlib_json() -> Iterator[None]:
 
     # Api reads bodies through kubesync.core.json's module attribute; an older Api had
     # its own ``loads`` name, patched too where it is there.
-    modules = [m for m in (ks_json, ks_api) if hasattr(m, "loads")]
-    saved = [getattr(m, "loads") for m in modules]
+    modules: List[Any] = [m for m in (ks_json, ks_api) if hasattr(m, "loads")]
+    saved = [m.loads for m in modules]
     for m in modules:
-        setattr(m, "loads", json.loads)
+        m.loads = json.loads
     try:
         yield
     finally:
         for m, old in zip(modules, saved):
-            setattr(m, "loads", old)
+            m.loads = old
 
 
 def with_stdlib_json(fn: Callable[[], float]) -> Callable[[], float]:
