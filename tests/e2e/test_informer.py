@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import socket
 import threading
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 from urllib.parse import urlsplit
 
 import attrs
@@ -21,33 +20,28 @@ from tests.helpers import eventually, server_minor
 
 pytestmark = pytest.mark.e2e
 
-_SAMPLE = re.compile(r'^(apiserver_request_total|apiserver_longrunning_requests)\{([^}]*)\} (\S+)$')
+class Requests:
+    """Every LIST and WATCH of ConfigMaps one Client sends, counted at its transport (where
+    every request of the Client goes out, watches included). The API server's own metrics
+    count the whole cluster's requests, and the namespace controller LISTs every resource
+    of a namespace it is deleting, so they were exact only on an idle cluster."""
 
+    def __init__(self, client: Client) -> None:
+        self.calls: List[Tuple[str, bool]] = []
+        transport = client._transport
+        original = transport.send
 
-def _requests(client: Client, verb: str) -> float:
-    """How many ``verb`` requests for namespaced ConfigMaps the API server has counted
-    (finished ones, from its own metrics)."""
-    total = 0.0
-    for line in client.request_text("GET", "/metrics").splitlines():
-        m = _SAMPLE.match(line)
-        if not m or m.group(1) != "apiserver_request_total":
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
-        if (labels.get("resource"), labels.get("scope"), labels.get("verb"),
-                labels.get("subresource", "")) == ("configmaps", "namespace", verb, ""):
-            total += float(m.group(3))
-    return total
+        def send(method: str, url: str, **kw: Any) -> Any:
+            params = dict(kw.get("params") or ())
+            if method == "GET" and urlsplit(url).path.endswith("/configmaps"):
+                self.calls.append(("WATCH" if params.get("watch") in ("1", "true")
+                                   else "LIST", "sendInitialEvents" in params))
+            return original(method, url, **kw)
 
+        transport.send = send  # type: ignore[method-assign]
 
-def _quiet(client: Client) -> None:
-    """Wait until no namespace is being deleted: the namespace controller LISTs every
-    namespaced resource of a terminating namespace, which the counts would include."""
-    from kubesync.models.core_v1 import Namespace
-
-    namespaces = Api(client, Namespace)
-    eventually(lambda: all(ns.status is None or ns.status.phase != "Terminating"
-                           for ns in namespaces.list().items),
-               timeout=120, what="no namespace terminating")
+    def count(self, verb: str) -> int:
+        return sum(1 for v, _ in self.calls if v == verb)
 
 
 @pytest.mark.parametrize("strategy", [InitialList.LIST, InitialList.AUTO])
@@ -55,11 +49,11 @@ def test_three_controllers_and_two_reflectors_on_one_kind_make_one_list_and_one_
         kube_client: Client, kube_namespace: str, strategy: str) -> None:
     streaming = strategy == InitialList.AUTO and server_minor(kube_client) >= (1, 32)
     client = Client(kube_client.config)  # its own informers, nobody else's
+    counted = Requests(client)
     api = Api(client, ConfigMap, kube_namespace)
     api.create(ConfigMap(metadata=ObjectMeta(name="seed"), data={"v": "0"}))
     config = WatcherConfig(initial_list=strategy)
-    _quiet(kube_client)
-    lists, watches = _requests(kube_client, "LIST"), _requests(kube_client, "WATCH")
+    lists, watches = counted.count("LIST"), counted.count("WATCH")
     seen: List[Dict[str, int]] = [{} for _ in range(3)]
     controllers = [
         Controller(api, config=config).start(
@@ -82,21 +76,18 @@ def test_three_controllers_and_two_reflectors_on_one_kind_make_one_list_and_one_
         for s in stores:
             s.stop()
         client.close()
-    # A watch is counted when it ends: after the stop, all of them have.
-    eventually(lambda: _requests(kube_client, "WATCH") - watches >= 1, timeout=30,
-               what="the watch to be counted")
-    assert _requests(kube_client, "LIST") - lists == (0 if streaming else 1)
-    assert _requests(kube_client, "WATCH") - watches == 1
+    assert counted.count("LIST") - lists == (0 if streaming else 1)
+    assert counted.count("WATCH") - watches == 1
 
 
 @pytest.mark.kube_min_version("1.32")  # streaming lists are on by default from 1.32
 def test_a_streaming_initial_list_fills_the_store_without_a_list(
         kube_client: Client, kube_namespace: str) -> None:
-    api = Api(kube_client, ConfigMap, kube_namespace)
+    client = Client(kube_client.config)
+    counted = Requests(client)
+    api = Api(client, ConfigMap, kube_namespace)
     for i in range(30):
         api.create(ConfigMap(metadata=ObjectMeta(name=f"cm-{i}"), data={"v": str(i)}))
-    _quiet(kube_client)
-    lists = _requests(kube_client, "LIST")
     store = start_reflector(api, WatcherConfig(initial_list=InitialList.STREAMING),
                             shared=False)
     try:
@@ -106,7 +97,10 @@ def test_a_streaming_initial_list_fills_the_store_without_a_list(
         assert store.last_error is None
     finally:
         store.stop()
-    assert _requests(kube_client, "LIST") - lists == 1  # our own list_all() above, only
+        client.close()
+    # One streaming WATCH filled the store; the one LIST is our own list_all() above.
+    assert counted.calls[0] == ("WATCH", True)
+    assert counted.count("LIST") == 1
 
 
 def test_auto_falls_back_to_list_and_watch_on_servers_without_streaming_lists(

@@ -14,6 +14,7 @@ from kubesync.models.core_v1 import ConfigMap
 from kubesync.models.meta_v1 import ObjectMeta
 from kubesync.runtime import Action, Controller
 from kubesync.testing.fake import FakeApiServer
+from tests.helpers import eventually
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -35,7 +36,8 @@ def test_versions_lists_each_container_image(kube_fake_server: FakeApiServer) ->
         "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
             {"name": "web", "image": "example.com/web:1.2"}]}}}}, field_manager="test")
     app = _flask_app().create_app(client).test_client()
-    assert app.get("/health").status_code == 200
+    eventually(lambda: app.get("/health").status_code == 200, timeout=30,
+               what="the app's cache loaded")
     body: Any = app.get("/versions/default/web").get_json()
     assert body[0]["version"] == "1.2"
 
