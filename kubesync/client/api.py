@@ -85,9 +85,16 @@ class Api(Generic[K]):
     ) -> None: ...
 
     @overload
+    def __init__(
+        self: Api[DynamicObject], client: Client, kind: str, namespace: Optional[str] = None,
+    ) -> None: ...
+
+    @overload
     def __init__(self, client: Client, kind: Type[K], namespace: Optional[str] = None) -> None: ...
 
     def __init__(self, client: Client, kind: Any, namespace: Optional[str] = None) -> None:
+        if isinstance(kind, str):  # a name as kubectl takes it: resolved by discovery
+            kind = client.resolve(kind)
         if isinstance(kind, ApiResource):
             self.resource = kind
             self.model: Type[Any] = DynamicObject
@@ -96,7 +103,8 @@ class Api(Generic[K]):
             self.model = kind
         else:
             raise UsageError(
-                f"Api takes a resource class or an ApiResource, not {type(kind).__name__}"
+                f"Api takes a resource class, an ApiResource or a resource name, "
+                f"not {type(kind).__name__}"
             )
         if namespace is not None and not self.resource.namespaced:
             raise UsageError(

@@ -9,6 +9,7 @@ import threading
 import warnings
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -29,6 +30,7 @@ import attrs
 
 from kubesync._version import __version__
 from kubesync.client.gcpause import LARGE_BODY, gc_paused
+from kubesync.client.features import Feature, ServerVersion
 from kubesync.client.transport import Response, Timeout, Transport
 from kubesync.config import tls
 from kubesync.config.auth import Credentials
@@ -37,6 +39,7 @@ from kubesync.core import json
 from kubesync.core.backoff import CLIENT_RETRY, Backoff
 from kubesync.core.clock import SYSTEM_CLOCK
 from kubesync.core.request import Request
+from kubesync.core.resource import ApiResource
 from kubesync.errors import (
     ApiError,
     ConnectError,
@@ -49,6 +52,9 @@ from kubesync.errors import (
     TransportError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from kubesync.client.discovery import Discovery
 
 __all__ = ["Client", "LineStream", "RetryPolicy"]
 
@@ -210,6 +216,8 @@ class Client(_ClosedOnExit):
         self._warned: Set[str] = set()
         self._cert_in_use = config.client_cert
         self._closed = False
+        self._version: Optional[ServerVersion] = None
+        self._discovery: Optional[Discovery] = None
         if config.insecure_skip_tls_verify:
             text = (
                 f"TLS verification is off for {config.server} (insecure-skip-tls-verify in "
@@ -245,6 +253,42 @@ class Client(_ClosedOnExit):
     def default_namespace(self) -> str:
         """The namespace of the config's context (``default`` if it names none)."""
         return self._config.namespace
+
+    # -- what the server offers ----------------------------------------------------------
+
+    def server_version(self, *, refresh: bool = False) -> ServerVersion:
+        """The server's ``/version`` (read once, then cached; ``refresh`` reads again)."""
+        version = self._version
+        if version is None or refresh:
+            data = self.request("GET", "/version")
+            version = ServerVersion.from_dict(data if isinstance(data, Mapping) else {})
+            self._version = version
+        return version
+
+    def supports(self, feature: Feature) -> bool:
+        """Whether the server offers ``feature`` by default, judged by its version (one
+        cached ``/version`` read); see ``kubesync.client.features``."""
+        return self.server_version().supports(feature)
+
+    @property
+    def discovery(self) -> Discovery:
+        """This client's shared ``Discovery`` (aggregated when the server offers it),
+        read on first use and cached; ``resolve``, dynamic Apis and ``manifests.apply``
+        use it."""
+        found = self._discovery
+        if found is None:
+            from kubesync.client.discovery import Discovery
+
+            with self._lock:
+                if self._discovery is None:
+                    self._discovery = Discovery(self)
+                found = self._discovery
+        return found
+
+    def resolve(self, name: str) -> ApiResource:
+        """The resource a user means by ``name`` (``deploy``, ``deployments.apps``,
+        ``apps/v1/deployments``...): ``self.discovery.resolve(name)``."""
+        return self.discovery.resolve(name)
 
     # -- sending a Request -----------------------------------------------------------------
 
