@@ -33,8 +33,10 @@ from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.convert import decode, decode_list, encode
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.params import (
+    DEFAULT_FIELD_VALIDATION,
     DEFAULT_PAGE_SIZE,
     DeleteOptions,
+    FieldValidation,
     ListParams,
     Patch,
     Selector,
@@ -280,9 +282,15 @@ class Api(Generic[K]):
 
     def create(
         self, obj: K, *, dry_run: bool = False, field_manager: Optional[str] = None,
-        field_validation: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
     ) -> K:
-        """Create ``obj``; ``AlreadyExists`` if the name is taken."""
+        """Create ``obj``; ``AlreadyExists`` if the name is taken.
+
+        Writes (create, replace, patch, apply) validate fields on the server:
+        ``field_validation`` ``Strict`` (the default, as kubectl's) refuses unknown or
+        duplicate fields with ``BadRequest`` naming them; ``Warn`` writes and reports each
+        as a ``KubeWarning``; ``Ignore``, or None (send nothing), drops them silently.
+        """
         body = self._body(obj)
         meta = body["metadata"]
         if not meta.get("name") and not meta.get("generateName"):
@@ -292,7 +300,7 @@ class Api(Generic[K]):
 
     def replace(
         self, name: str, obj: K, *, dry_run: bool = False, field_manager: Optional[str] = None,
-        field_validation: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
     ) -> K:
         """Replace the whole object (PUT). A stale ``resourceVersion`` raises ``Conflict``."""
         body = self._body(obj, name=name)
@@ -301,7 +309,7 @@ class Api(Generic[K]):
 
     def patch(
         self, name: str, patch: Patch, *, dry_run: bool = False,
-        field_manager: Optional[str] = None, field_validation: Optional[str] = None,
+        field_manager: Optional[str] = None, field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
         force: bool = False,
     ) -> K:
         """Patch with a ``Patch`` (merge, strategic, json or apply)."""
@@ -321,7 +329,7 @@ class Api(Generic[K]):
 
     def apply(
         self, obj: Union[K, Mapping[str, Any]], *, field_manager: str, force: bool = False,
-        dry_run: bool = False, field_validation: Optional[str] = None,
+        dry_run: bool = False, field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
     ) -> K:
         """Server-side apply ``obj`` as ``field_manager``.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 import attrs
 
@@ -28,8 +28,12 @@ from kubesync.core.convert import decode
 from kubesync.core.resource import ApiResource
 from kubesync.errors import KubeError, NotFound, ServerError, Status, UsageError
 
-if TYPE_CHECKING:
-    from kubesync.client.client import Client
+
+class _Requester(Protocol):
+    """What discovery needs of a ``Client`` (a Protocol: the client module imports this one)."""
+
+    def request(self, method: str, path: str, *, headers: Optional[Mapping[str, str]] = None
+                ) -> Any: ...
 
 __all__ = ["AGGREGATED_ACCEPT", "ApiGroup", "Discovery"]
 
@@ -68,7 +72,7 @@ class Discovery:
     is the one a ``Client`` shares between its users (``resolve``, ``manifests.apply``).
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: _Requester) -> None:
         self._client = client
         self._lock = threading.Lock()
         self._roots: Dict[str, Dict[str, ApiGroup]] = {}  # "/api" or "/apis" -> its groups

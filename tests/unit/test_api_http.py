@@ -14,6 +14,7 @@ import responses
 from kubesync import Api, Client
 from kubesync.client import api as api_module
 from kubesync.client import watch
+from kubesync.client.features import Feature, ServerVersion
 from kubesync.core.params import Patch
 from kubesync.core.request import Request
 from kubesync.errors import Conflict, Gone, ServerError, UsageError
@@ -134,10 +135,15 @@ class RecordingClient:
 
     default_namespace = "ns"
 
-    def __init__(self, answer: Any = None, lines: Tuple[bytes, ...] = ()):
+    def __init__(self, answer: Any = None, lines: Tuple[bytes, ...] = (),
+                 version: Tuple[int, int] = (1, 37)):
         self.sent: List[Tuple[str, Request]] = []
         self.answer = answer
         self.lines = lines
+        self.version = ServerVersion(*version)
+
+    def supports(self, feature: Feature) -> bool:
+        return self.version.supports(feature)
 
     def send(self, req: Request, **kw: Any) -> Any:
         self.sent.append(("json", req))
@@ -179,7 +185,8 @@ def test_api_verbs_hand_the_client_request_values() -> None:
     cms.patch("a", Patch.merge({"data": {"k": "v"}}), field_manager="me")
     assert client.sent == [
         ("json", Request("GET", "/api/v1/namespaces/ns/configmaps/a")),
-        ("json", Request("PATCH", "/api/v1/namespaces/ns/configmaps/a", {"fieldManager": "me"},
+        ("json", Request("PATCH", "/api/v1/namespaces/ns/configmaps/a",
+                         {"fieldManager": "me", "fieldValidation": "Strict"},
                          {"data": {"k": "v"}}, "application/merge-patch+json")),
     ]
 
@@ -215,5 +222,27 @@ def test_evict_sends_an_eviction_to_the_pods_subresource() -> None:
     assert req.body["deleteOptions"] == {"dryRun": ["All"]}
 
 
+def test_evict_on_a_server_before_1_22_sends_a_v1beta1_eviction_at_once() -> None:
+    client = RecordingClient(answer={"kind": "Status", "status": "Success"}, version=(1, 21))
+    Api(client, Pod, namespace="ns").evict("web")  # type: ignore[arg-type]
+    [(_, req)] = client.sent
+    assert req.body["apiVersion"] == "policy/v1beta1"
+
+
 def test_watch_stream_is_still_importable_from_client_api() -> None:
     assert api_module.WatchStream is watch.WatchStream
+
+
+def test_writes_validate_strictly_by_default_and_none_sends_nothing() -> None:
+    client = RecordingClient(answer=CM_JSON)
+    cms = Api(client, ConfigMap, namespace="ns")  # type: ignore[arg-type]
+    cm = ConfigMap(metadata=ObjectMeta(name="a"))
+    cms.create(cm)
+    cms.replace("a", cm, field_validation="Warn")
+    cms.apply(cm, field_manager="me", field_validation=None)
+    queries = [req.query for _, req in client.sent]
+    assert queries[0] == {"fieldValidation": "Strict"}
+    assert queries[1] == {"fieldValidation": "Warn"}
+    assert "fieldValidation" not in queries[2]
+    with pytest.raises(UsageError, match="field_validation must be one of"):
+        cms.create(cm, field_validation="strict")  # type: ignore[arg-type]

@@ -293,7 +293,7 @@ def test_apply_takes_dicts_and_sends_field_manager_and_force():
     client.request = spy  # type: ignore[method-assign]
     manifests.apply(client, {"apiVersion": "v1", "kind": "ConfigMap",  # type: ignore[arg-type]
                              "metadata": {"name": "c"}}, field_manager="me", force=True)
-    assert calls[-1] == {"fieldManager": "me", "force": "true"}
+    assert calls[-1] == {"fieldManager": "me", "force": "true", "fieldValidation": "Strict"}
 
 
 CRD_BUNDLE = textwrap.dedent("""\
