@@ -7,6 +7,7 @@ from kubesync._version import __version__
 from kubesync.client import Client
 from kubesync.client.api import Api
 from kubesync.client.discovery import Discovery
+from kubesync.client.features import Feature
 from kubesync.config import Config
 from kubesync.core.convert import ObjectList
 from kubesync.core.deprecation import warn_renamed
@@ -54,6 +55,7 @@ __all__ = [
     "DecodeError",
     "Discovery",
     "DynamicObject",
+    "Feature",
     "Forbidden",
     "Gone",
     "Invalid",

@@ -44,6 +44,7 @@ from kubesync.errors import (
     ApiError,
     ConnectError,
     DecodeError,
+    FeatureUnavailable,
     InsecureTLSWarning,
     KubeError,
     KubeWarning,
@@ -269,6 +270,17 @@ class Client(_ClosedOnExit):
         """Whether the server offers ``feature`` by default, judged by its version (one
         cached ``/version`` read); see ``kubesync.client.features``."""
         return self.server_version().supports(feature)
+
+    def require(self, feature: Feature, what: str) -> None:
+        """Raise ``FeatureUnavailable`` naming ``what`` needs ``feature`` unless the server
+        offers it: a clear error before a request an old server would drop or refuse."""
+        version = self.server_version()
+        if not version.supports(feature):
+            raise FeatureUnavailable(
+                f"{what} needs Kubernetes {feature.release} or later ({feature.name}); "
+                f"the server at {self._config.server} is {version}",
+                feature=feature.name, needs=feature.release, server=str(version),
+            )
 
     @property
     def discovery(self) -> Discovery:
