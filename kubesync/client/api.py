@@ -448,6 +448,68 @@ class Api(Generic[K]):
         req = self._rb.patch(name, patch, WriteParams(), subresource="scale")
         return decode(Scale, self._send(req))
 
+    def get_subresource(self, name: str, subresource: str) -> DynamicObject:
+        """GET any subresource of object ``name`` (``"status"``, ``"scale"``, ``"resize"``...)
+        as a ``DynamicObject``; for those without a method of their own."""
+        return decode(DynamicObject, self._send(self._rb.get(name, subresource=subresource)))
+
+    def patch_subresource(
+        self, name: str, subresource: str, patch: Patch, *, dry_run: bool = False,
+        field_manager: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
+        force: bool = False,
+    ) -> DynamicObject:
+        """PATCH any subresource of object ``name``; the server's answer."""
+        wp = WriteParams(dry_run, field_manager, field_validation)
+        req = self._rb.patch(name, patch, wp, force=force, subresource=subresource)
+        return decode(DynamicObject, self._send(req))
+
+    def replace_subresource(
+        self, name: str, subresource: str, body: Mapping[str, Any], *, dry_run: bool = False,
+        field_manager: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
+    ) -> DynamicObject:
+        """PUT any subresource of object ``name`` (``body`` is its JSON); the answer."""
+        wp = WriteParams(dry_run, field_manager, field_validation)
+        req = self._rb.replace(name, dict(body), wp, subresource=subresource)
+        return decode(DynamicObject, self._send(req))
+
+    def create_subresource(
+        self, name: str, subresource: str, body: Mapping[str, Any], *, dry_run: bool = False,
+        field_manager: Optional[str] = None,
+    ) -> DynamicObject:
+        """POST to any subresource of object ``name`` (``binding``, ``token``...); the answer."""
+        req = self._rb.create(dict(body), WriteParams(dry_run, field_manager), name=name,
+                              subresource=subresource)
+        return decode(DynamicObject, self._send(req))
+
+    def add_ephemeral_container(
+        self, name: str, container: Any, *, field_manager: Optional[str] = None,
+    ) -> K:
+        """Add a debug container to running pod ``name`` (``kubectl debug``): ``container``
+        is an ``EphemeralContainer`` (or its mapping) with a name and an image, and maybe
+        ``target_container_name`` to share that container's process namespace. Returns
+        the pod; watch ``status.ephemeral_container_statuses`` for it to run. Servers
+        before 1.23 raise ``FeatureUnavailable``."""
+        from kubesync.client.pod_updates import ephemeral_container_request
+
+        req = ephemeral_container_request(self.client, self._rb, name, container,
+                                          field_manager=field_manager)
+        return self._decode(self._send(req))
+
+    def resize(
+        self, name: str, resources: Mapping[str, Any], *, field_manager: Optional[str] = None,
+    ) -> K:
+        """Change container resources of running pod ``name`` in place (the ``resize``
+        subresource): ``{container: ResourceRequirements or mapping}``. Returns the pod;
+        ``status.container_statuses[].resources`` shows when the kubelet applied it.
+        Servers before 1.33 raise ``FeatureUnavailable``."""
+        from kubesync.client.pod_updates import resize_request
+
+        req = resize_request(self.client, self._rb, name, resources,
+                             field_manager=field_manager)
+        return self._decode(self._send(req))
+
     def evict(
         self, name: str, *, grace_period_seconds: Optional[int] = None,
         dry_run: bool = False,
