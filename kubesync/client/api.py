@@ -309,7 +309,8 @@ class Api(Generic[K]):
 
     def patch(
         self, name: str, patch: Patch, *, dry_run: bool = False,
-        field_manager: Optional[str] = None, field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
+        field_manager: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
         force: bool = False,
     ) -> K:
         """Patch with a ``Patch`` (merge, strategic, json or apply)."""
@@ -329,7 +330,8 @@ class Api(Generic[K]):
 
     def apply(
         self, obj: Union[K, Mapping[str, Any]], *, field_manager: str, force: bool = False,
-        dry_run: bool = False, field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
+        dry_run: bool = False,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
     ) -> K:
         """Server-side apply ``obj`` as ``field_manager``.
 

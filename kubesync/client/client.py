@@ -29,8 +29,8 @@ from urllib.parse import quote
 import attrs
 
 from kubesync._version import __version__
-from kubesync.client.gcpause import LARGE_BODY, gc_paused
 from kubesync.client.features import Feature, ServerVersion
+from kubesync.client.gcpause import LARGE_BODY, gc_paused
 from kubesync.client.transport import Response, Timeout, Transport
 from kubesync.config import tls
 from kubesync.config.auth import Credentials
@@ -216,6 +216,8 @@ class Client(_ClosedOnExit):
         self._lock = threading.Lock()
         self._warned: Set[str] = set()
         self._cert_in_use = config.client_cert
+        self._ca_pem = config.ca_pem
+        self._ca_file = tls.CaFile(config.ca_file, config.ca_pem) if config.ca_file else None
         self._closed = False
         self._version: Optional[ServerVersion] = None
         self._discovery: Optional[Discovery] = None
@@ -429,6 +431,8 @@ class Client(_ClosedOnExit):
         request_headers.update(req.headers)
         query = _query(req.query)
         attempt, refreshed = 0, False
+        if self._ca_file is not None:
+            self._reload_ca()
         while True:
             creds = self._credentials()
             error: KubeError
@@ -484,10 +488,19 @@ class Client(_ClosedOnExit):
                     self._cert_in_use = cert
         return creds
 
+    def _reload_ca(self) -> None:
+        """Trust a rotated CA file's new contents for new connections."""
+        assert self._ca_file is not None
+        pem = self._ca_file.changed()
+        if pem is not None:
+            with self._lock:
+                self._ca_pem = pem
+                self._transport.set_ssl_context(self._ssl_context(self._cert_in_use))
+
     def _ssl_context(self, cert: Optional[tls.ClientCert]) -> Any:
         c = self._config
         return tls.ssl_context(
-            ca_pem=c.ca_pem,
+            ca_pem=self._ca_pem,
             client_cert=cert,
             insecure=c.insecure_skip_tls_verify,
             source=c.source,

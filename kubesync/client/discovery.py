@@ -343,7 +343,8 @@ def _parse_aggregated(
                 status = Status(code=503, reason="ServiceUnavailable", status="Failure",
                                 message=f"the aggregated API {gv} is stale (its backend "
                                         "did not answer the API server)")
-                failures[gv] = ServerError(status, method="GET", url=f"/apis/{gv}" if name else "/api/v1")
+                path = f"/apis/{gv}" if name else "/api/v1"
+                failures[gv] = ServerError(status, method="GET", url=path)
                 continue
             resources[gv] = _parse_aggregated_resources(name, version, entry)
         if versions:

@@ -59,7 +59,8 @@ class Feature(enum.Enum):
     @property
     def release(self) -> str:
         """``since`` as text (``"1.30"``)."""
-        return "%d.%d" % self.since
+        major, minor = self.since
+        return f"{major}.{minor}"
 
 
 @attrs.frozen

@@ -131,7 +131,8 @@ def install(
 
     ``force`` takes over fields another manager set (re-installing over ``kubectl
     apply``). A CRD using CEL rules or selectable fields on a server too old to keep them
-    raises ``FeatureUnavailable`` before anything is sent. Raises ``CrdNotAccepted`` if the server refuses the names, ``CrdWaitTimeout``
+    raises ``FeatureUnavailable`` before anything is sent. Raises ``CrdNotAccepted`` if
+    the server refuses the names, ``CrdWaitTimeout``
     after ``timeout`` seconds (see ``wait_established``).
     """
     from kubesync.client.api import Api

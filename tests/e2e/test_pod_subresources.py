@@ -94,7 +94,7 @@ def test_pod_subresources_refuse_clearly_where_the_server_lacks_them(
     if kube_client.supports(Feature.POD_RESIZE):
         assert kube_client.supports(Feature.EPHEMERAL_CONTAINERS)
         return  # the tests above use both on this server
-    with pytest.raises(FeatureUnavailable, match="resizing a pod in place needs Kubernetes 1.33"):
+    with pytest.raises(FeatureUnavailable, match=r"resizing a pod in place needs Kubernetes 1\.33"):
         pods.resize("any", {"main": {"limits": {"cpu": "1"}}})
     if not kube_client.supports(Feature.EPHEMERAL_CONTAINERS):
         with pytest.raises(FeatureUnavailable, match="ephemeral container needs Kubernetes"):

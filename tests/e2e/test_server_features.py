@@ -203,7 +203,7 @@ def test_an_old_server_refuses_rules_and_selectable_fields_before_writing(
     if kube_client.supports(Feature.CRD_SELECTABLE_FIELDS):
         assert kube_client.supports(Feature.CRD_VALIDATION_RULES)
         return  # the tests above install the same CRD on this server
-    with pytest.raises(FeatureUnavailable, match="needs Kubernetes 1.2[58] or later"):
+    with pytest.raises(FeatureUnavailable, match=r"needs Kubernetes 1\.2[58] or later"):
         install(kube_client, Bounds)
     from kubesync.models.apiextensions_v1 import CustomResourceDefinition
 

@@ -145,6 +145,9 @@ class RecordingClient:
     def supports(self, feature: Feature) -> bool:
         return self.version.supports(feature)
 
+    def require(self, feature: Feature, what: str) -> None:
+        assert self.supports(feature), what
+
     def send(self, req: Request, **kw: Any) -> Any:
         self.sent.append(("json", req))
         return self.answer
@@ -246,3 +249,56 @@ def test_writes_validate_strictly_by_default_and_none_sends_nothing() -> None:
     assert "fieldValidation" not in queries[2]
     with pytest.raises(UsageError, match="field_validation must be one of"):
         cms.create(cm, field_validation="strict")  # type: ignore[arg-type]
+
+
+def test_an_ephemeral_container_is_a_strategic_patch_of_its_subresource() -> None:
+    client = RecordingClient(answer={"apiVersion": "v1", "kind": "Pod",
+                                     "metadata": {"name": "web"}})
+    pods = Api(client, Pod, namespace="ns")  # type: ignore[arg-type]
+    pods.add_ephemeral_container("web", {"name": "dbg", "image": "busybox",
+                                         "targetContainerName": "main"})
+    [(_, req)] = client.sent
+    assert (req.method, req.path) == (
+        "PATCH", "/api/v1/namespaces/ns/pods/web/ephemeralcontainers")
+    assert req.content_type == "application/strategic-merge-patch+json"
+    assert req.body == {"spec": {"ephemeralContainers": [
+        {"name": "dbg", "image": "busybox", "targetContainerName": "main"}]}}
+    with pytest.raises(UsageError, match="needs a name and an image"):
+        pods.add_ephemeral_container("web", {"name": "dbg"})
+
+
+def test_resize_patches_the_resize_subresource_per_container() -> None:
+    client = RecordingClient(answer={"apiVersion": "v1", "kind": "Pod",
+                                     "metadata": {"name": "web"}})
+    pods = Api(client, Pod, namespace="ns")  # type: ignore[arg-type]
+    pods.resize("web", {"main": {"limits": {"cpu": "2"}}})
+    [(_, req)] = client.sent
+    assert req.path == "/api/v1/namespaces/ns/pods/web/resize"
+    assert req.body == {"spec": {"containers": [{"name": "main",
+                                                 "resources": {"limits": {"cpu": "2"}}}]}}
+
+
+def test_pod_subresources_on_an_old_server_raise_feature_unavailable() -> None:
+    from kubesync.errors import FeatureUnavailable
+
+    class Old(RecordingClient):
+        def require(self, feature: Feature, what: str) -> None:
+            raise FeatureUnavailable(f"{what} needs Kubernetes {feature.release}")
+
+    pods = Api(Old(), Pod, namespace="ns")  # type: ignore[arg-type]
+    with pytest.raises(FeatureUnavailable, match="resizing a pod in place needs"):
+        pods.resize("web", {"main": {"limits": {"cpu": "2"}}})
+    with pytest.raises(UsageError, match="is for Pods"):
+        Api(Old(), ConfigMap, namespace="ns").resize(  # type: ignore[arg-type]
+            "x", {"main": {}})
+
+
+def test_generic_subresource_calls_build_their_paths() -> None:
+    client = RecordingClient(answer={"kind": "Scale", "apiVersion": "autoscaling/v1"})
+    cms = Api(client, ConfigMap, namespace="ns")  # type: ignore[arg-type]
+    assert cms.get_subresource("a", "status").kind == "Scale"
+    cms.patch_subresource("a", "status", Patch.merge({"x": 1}))
+    cms.replace_subresource("a", "scale", {"spec": {}})
+    cms.create_subresource("a", "token", {"spec": {}})
+    assert [(r.method, r.path.rsplit("/", 1)[1]) for _, r in client.sent] == [
+        ("GET", "status"), ("PATCH", "status"), ("PUT", "scale"), ("POST", "token")]

@@ -271,7 +271,7 @@ def test_a_miss_in_a_cached_answer_refreshes_once(aggregated, rsps):
     # The bare-name sweep of the first try read /api too; the refresh re-read /apis.
     assert [c.request.path_url for c in rsps.calls] == ["/apis", "/api", "/apis"]
     before = len(rsps.calls)
-    with pytest.raises(UsageError, match="no resource 'gadgets.example.com'"):
+    with pytest.raises(UsageError, match=r"no resource 'gadgets\.example\.com'"):
         aggregated.resolve("gadgets.example.com")
     assert len(rsps.calls) == before + 1  # one refresh of the group's root, then the error
 
