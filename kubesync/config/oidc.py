@@ -255,7 +255,12 @@ class OidcAuth(Auth):
         self._creds = self._credentials_of(id_token)
         logger.info("OIDC id-token refreshed with %s", self.issuer_url)
         if self._writer is not None:
-            self._writer.write({"id-token": id_token, "refresh-token": self._refresh_token or ""})
+            try:
+                self._writer.write({"id-token": id_token,
+                                    "refresh-token": self._refresh_token or ""})
+            except ConfigError as exc:
+                # The new tokens work in this process; only the next one starts older.
+                logger.warning("OIDC tokens refreshed but not saved: %s", exc)
 
     def _discover_endpoint(self) -> str:
         url = self.issuer_url + "/.well-known/openid-configuration"

@@ -381,3 +381,18 @@ def test_a_client_with_the_ca_in_memory_fails_on_the_rotated_certificate(two_cas
     finally:
         client.close()
         server.stop()
+
+
+def test_a_kubeconfig_that_cannot_be_written_keeps_the_new_tokens_in_memory(
+        tmp_path, issuer, caplog):
+    path = kubeconfig(tmp_path, issuer, jwt(NOW - 1))
+    auth = oidc_of(path, FakeTime(NOW))
+    (tmp_path / "config.lock").write_text("")  # another writer holds the lock
+    auth._writer._lock_timeout = 0.0  # type: ignore[union-attr]
+    with caplog.at_level("WARNING", logger="kubesync.config"):
+        creds = auth.credentials()
+    assert creds.headers["Authorization"].endswith(jwt(NOW + 3600, "alice-1"))
+    assert "not saved" in caplog.text and "config.lock is held" in caplog.text
+    assert "refresh-2" not in caplog.text
+    assert yaml.safe_load(path.read_text())["users"][1]["user"]["auth-provider"][
+        "config"]["refresh-token"] == "refresh-1"
