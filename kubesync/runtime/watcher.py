@@ -442,6 +442,15 @@ def server_version(api: Api[Any]) -> Optional[Tuple[int, int]]:
     client = getattr(api, "client", None)
     if client is None:
         return None
+    from kubesync.client.client import Client
+
+    if isinstance(client, Client):  # the client's own cache, shared with Client.supports
+        try:
+            v = client.server_version()
+        except Exception as e:  # no answer we can read: choose as for an old server
+            log.info("could not tell the server's version (%s); listing with rv 0", e)
+            return None
+        return (v.major, v.minor)
     with _versions_lock:
         if id(client) in _versions:
             return _versions[id(client)]
