@@ -7,6 +7,7 @@ from kubesync._version import __version__
 from kubesync.client import Client
 from kubesync.client.api import Api
 from kubesync.client.discovery import Discovery
+from kubesync.client.features import Feature
 from kubesync.client.podexec import ExecProcess, ExecResult
 from kubesync.client.portforward import PortForward, PortForwardStream
 from kubesync.config import Config
@@ -64,6 +65,7 @@ __all__ = [
     "ExecError",
     "ExecProcess",
     "ExecResult",
+    "Feature",
     "Forbidden",
     "Gone",
     "Invalid",

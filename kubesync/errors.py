@@ -26,6 +26,7 @@ __all__ = [
     "DecodeError",
     "ExecError",
     "ExecPluginError",
+    "FeatureUnavailable",
     "Forbidden",
     "Gone",
     "InsecureTLSWarning",
@@ -110,6 +111,24 @@ class InsecureTLSWarning(KubeWarning):
 
 class UsageError(KubeError, ValueError):
     """The caller asked for something impossible; raised before any request is sent."""
+
+
+class FeatureUnavailable(UsageError):
+    """The server's version does not offer what was asked (``feature``, ``needs``: the
+    release that does, ``server``: the server's version), refused before sending it."""
+
+    def __init__(self, message: str, *, feature: str = "", needs: str = "", server: str = ""):
+        self.feature = feature
+        self.needs = needs
+        self.server = server
+        super().__init__(message)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_feature, (str(self), self.feature, self.needs, self.server))
+
+
+def _rebuild_feature(message: str, feature: str, needs: str, server: str) -> FeatureUnavailable:
+    return FeatureUnavailable(message, feature=feature, needs=needs, server=server)
 
 
 class DecodeError(KubeError, ValueError):

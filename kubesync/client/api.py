@@ -35,8 +35,10 @@ from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.convert import decode, decode_list, encode
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.params import (
+    DEFAULT_FIELD_VALIDATION,
     DEFAULT_PAGE_SIZE,
     DeleteOptions,
+    FieldValidation,
     ListParams,
     Patch,
     Selector,
@@ -91,9 +93,16 @@ class Api(Generic[K]):
     ) -> None: ...
 
     @overload
+    def __init__(
+        self: Api[DynamicObject], client: Client, kind: str, namespace: Optional[str] = None,
+    ) -> None: ...
+
+    @overload
     def __init__(self, client: Client, kind: Type[K], namespace: Optional[str] = None) -> None: ...
 
     def __init__(self, client: Client, kind: Any, namespace: Optional[str] = None) -> None:
+        if isinstance(kind, str):  # a name as kubectl takes it: resolved by discovery
+            kind = client.resolve(kind)
         if isinstance(kind, ApiResource):
             self.resource = kind
             self.model: Type[Any] = DynamicObject
@@ -102,7 +111,8 @@ class Api(Generic[K]):
             self.model = kind
         else:
             raise UsageError(
-                f"Api takes a resource class or an ApiResource, not {type(kind).__name__}"
+                f"Api takes a resource class, an ApiResource or a resource name, "
+                f"not {type(kind).__name__}"
             )
         if namespace is not None and not self.resource.namespaced:
             raise UsageError(
@@ -278,9 +288,15 @@ class Api(Generic[K]):
 
     def create(
         self, obj: K, *, dry_run: bool = False, field_manager: Optional[str] = None,
-        field_validation: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
     ) -> K:
-        """Create ``obj``; ``AlreadyExists`` if the name is taken."""
+        """Create ``obj``; ``AlreadyExists`` if the name is taken.
+
+        Writes (create, replace, patch, apply) validate fields on the server:
+        ``field_validation`` ``Strict`` (the default, as kubectl's) refuses unknown or
+        duplicate fields with ``BadRequest`` naming them; ``Warn`` writes and reports each
+        as a ``KubeWarning``; ``Ignore``, or None (send nothing), drops them silently.
+        """
         body = self._body(obj)
         meta = body["metadata"]
         if not meta.get("name") and not meta.get("generateName"):
@@ -290,7 +306,7 @@ class Api(Generic[K]):
 
     def replace(
         self, name: str, obj: K, *, dry_run: bool = False, field_manager: Optional[str] = None,
-        field_validation: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
     ) -> K:
         """Replace the whole object (PUT). A stale ``resourceVersion`` raises ``Conflict``."""
         body = self._body(obj, name=name)
@@ -299,7 +315,8 @@ class Api(Generic[K]):
 
     def patch(
         self, name: str, patch: Patch, *, dry_run: bool = False,
-        field_manager: Optional[str] = None, field_validation: Optional[str] = None,
+        field_manager: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
         force: bool = False,
     ) -> K:
         """Patch with a ``Patch`` (merge, strategic, json or apply)."""
@@ -319,7 +336,8 @@ class Api(Generic[K]):
 
     def apply(
         self, obj: Union[K, Mapping[str, Any]], *, field_manager: str, force: bool = False,
-        dry_run: bool = False, field_validation: Optional[str] = None,
+        dry_run: bool = False,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
     ) -> K:
         """Server-side apply ``obj`` as ``field_manager``.
 
@@ -437,6 +455,68 @@ class Api(Generic[K]):
 
         req = self._rb.patch(name, patch, WriteParams(), subresource="scale")
         return decode(Scale, self._send(req))
+
+    def get_subresource(self, name: str, subresource: str) -> DynamicObject:
+        """GET any subresource of object ``name`` (``"status"``, ``"scale"``, ``"resize"``...)
+        as a ``DynamicObject``; for those without a method of their own."""
+        return decode(DynamicObject, self._send(self._rb.get(name, subresource=subresource)))
+
+    def patch_subresource(
+        self, name: str, subresource: str, patch: Patch, *, dry_run: bool = False,
+        field_manager: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
+        force: bool = False,
+    ) -> DynamicObject:
+        """PATCH any subresource of object ``name``; the server's answer."""
+        wp = WriteParams(dry_run, field_manager, field_validation)
+        req = self._rb.patch(name, patch, wp, force=force, subresource=subresource)
+        return decode(DynamicObject, self._send(req))
+
+    def replace_subresource(
+        self, name: str, subresource: str, body: Mapping[str, Any], *, dry_run: bool = False,
+        field_manager: Optional[str] = None,
+        field_validation: Optional[FieldValidation] = DEFAULT_FIELD_VALIDATION,
+    ) -> DynamicObject:
+        """PUT any subresource of object ``name`` (``body`` is its JSON); the answer."""
+        wp = WriteParams(dry_run, field_manager, field_validation)
+        req = self._rb.replace(name, dict(body), wp, subresource=subresource)
+        return decode(DynamicObject, self._send(req))
+
+    def create_subresource(
+        self, name: str, subresource: str, body: Mapping[str, Any], *, dry_run: bool = False,
+        field_manager: Optional[str] = None,
+    ) -> DynamicObject:
+        """POST to any subresource of object ``name`` (``binding``, ``token``...); the answer."""
+        req = self._rb.create(dict(body), WriteParams(dry_run, field_manager), name=name,
+                              subresource=subresource)
+        return decode(DynamicObject, self._send(req))
+
+    def add_ephemeral_container(
+        self, name: str, container: Any, *, field_manager: Optional[str] = None,
+    ) -> K:
+        """Add a debug container to running pod ``name`` (``kubectl debug``): ``container``
+        is an ``EphemeralContainer`` (or its mapping) with a name and an image, and maybe
+        ``target_container_name`` to share that container's process namespace. Returns
+        the pod; watch ``status.ephemeral_container_statuses`` for it to run. Servers
+        before 1.23 raise ``FeatureUnavailable``."""
+        from kubesync.client.pod_updates import ephemeral_container_request
+
+        req = ephemeral_container_request(self.client, self._rb, name, container,
+                                          field_manager=field_manager)
+        return self._decode(self._send(req))
+
+    def resize(
+        self, name: str, resources: Mapping[str, Any], *, field_manager: Optional[str] = None,
+    ) -> K:
+        """Change container resources of running pod ``name`` in place (the ``resize``
+        subresource): ``{container: ResourceRequirements or mapping}``. Returns the pod;
+        ``status.container_statuses[].resources`` shows when the kubelet applied it.
+        Servers before 1.33 raise ``FeatureUnavailable``."""
+        from kubesync.client.pod_updates import resize_request
+
+        req = resize_request(self.client, self._rb, name, resources,
+                             field_manager=field_manager)
+        return self._decode(self._send(req))
 
     def evict(
         self, name: str, *, grace_period_seconds: Optional[int] = None,

@@ -9,6 +9,7 @@ import threading
 import warnings
 from types import TracebackType
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -29,6 +30,7 @@ import attrs
 
 from kubesync._version import __version__
 from kubesync.client import fork, wstransport
+from kubesync.client.features import Feature, ServerVersion
 from kubesync.client.gcpause import LARGE_BODY, gc_paused
 from kubesync.client.transport import Response, Timeout, Transport
 from kubesync.client.wstransport import WebSocket
@@ -39,10 +41,12 @@ from kubesync.core import json
 from kubesync.core.backoff import CLIENT_RETRY, Backoff
 from kubesync.core.clock import SYSTEM_CLOCK
 from kubesync.core.request import Request
+from kubesync.core.resource import ApiResource
 from kubesync.errors import (
     ApiError,
     ConnectError,
     DecodeError,
+    FeatureUnavailable,
     InsecureTLSWarning,
     KubeError,
     KubeWarning,
@@ -51,6 +55,9 @@ from kubesync.errors import (
     TransportError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from kubesync.client.discovery import Discovery
 
 __all__ = ["Client", "LineStream", "RetryPolicy"]
 
@@ -217,8 +224,12 @@ class Client(_ClosedOnExit):
         self._lock = threading.Lock()
         self._warned: Set[str] = set()
         self._cert_in_use = config.client_cert
+        self._ca_pem = config.ca_pem
+        self._ca_file = tls.CaFile(config.ca_file, config.ca_pem) if config.ca_file else None
         self._closed = False
         fork.register(self)
+        self._version: Optional[ServerVersion] = None
+        self._discovery: Optional[Discovery] = None
         if config.insecure_skip_tls_verify:
             text = (
                 f"TLS verification is off for {config.server} (insecure-skip-tls-verify in "
@@ -254,6 +265,53 @@ class Client(_ClosedOnExit):
     def default_namespace(self) -> str:
         """The namespace of the config's context (``default`` if it names none)."""
         return self._config.namespace
+
+    # -- what the server offers ----------------------------------------------------------
+
+    def server_version(self, *, refresh: bool = False) -> ServerVersion:
+        """The server's ``/version`` (read once, then cached; ``refresh`` reads again)."""
+        version = self._version
+        if version is None or refresh:
+            data = self.request("GET", "/version")
+            version = ServerVersion.from_dict(data if isinstance(data, Mapping) else {})
+            self._version = version
+        return version
+
+    def supports(self, feature: Feature) -> bool:
+        """Whether the server offers ``feature`` by default, judged by its version (one
+        cached ``/version`` read); see ``kubesync.client.features``."""
+        return self.server_version().supports(feature)
+
+    def require(self, feature: Feature, what: str) -> None:
+        """Raise ``FeatureUnavailable`` naming ``what`` needs ``feature`` unless the server
+        offers it: a clear error before a request an old server would drop or refuse."""
+        version = self.server_version()
+        if not version.supports(feature):
+            raise FeatureUnavailable(
+                f"{what} needs Kubernetes {feature.release} or later ({feature.name}); "
+                f"the server at {self._config.server} is {version}",
+                feature=feature.name, needs=feature.release, server=str(version),
+            )
+
+    @property
+    def discovery(self) -> Discovery:
+        """This client's shared ``Discovery`` (aggregated when the server offers it),
+        read on first use and cached; ``resolve``, dynamic Apis and ``manifests.apply``
+        use it."""
+        found = self._discovery
+        if found is None:
+            from kubesync.client.discovery import Discovery
+
+            with self._lock:
+                if self._discovery is None:
+                    self._discovery = Discovery(self)
+                found = self._discovery
+        return found
+
+    def resolve(self, name: str) -> ApiResource:
+        """The resource a user means by ``name`` (``deploy``, ``deployments.apps``,
+        ``apps/v1/deployments``...): ``self.discovery.resolve(name)``."""
+        return self.discovery.resolve(name)
 
     # -- sending a Request -----------------------------------------------------------------
 
@@ -453,6 +511,8 @@ class Client(_ClosedOnExit):
         """``attempt(credentials)`` until it succeeds: once more with refreshed credentials
         after a 401, and again as the retry policy allows for a ``retry_as`` call."""
         attempt_no, refreshed = 0, False
+        if self._ca_file is not None:
+            self._reload_ca()
         while True:
             creds = self._credentials()
             error: KubeError
@@ -495,10 +555,19 @@ class Client(_ClosedOnExit):
                     self._cert_in_use = cert
         return creds
 
+    def _reload_ca(self) -> None:
+        """Trust a rotated CA file's new contents for new connections."""
+        assert self._ca_file is not None
+        pem = self._ca_file.changed()
+        if pem is not None:
+            with self._lock:
+                self._ca_pem = pem
+                self._transport.set_ssl_context(self._ssl_context(self._cert_in_use))
+
     def _ssl_context(self, cert: Optional[tls.ClientCert]) -> Any:
         c = self._config
         return tls.ssl_context(
-            ca_pem=c.ca_pem,
+            ca_pem=self._ca_pem,
             client_cert=cert,
             insecure=c.insecure_skip_tls_verify,
             source=c.source,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, Mapping, Optional, Union
 
 from kubesync.core.params import DeleteOptions, WriteParams
 from kubesync.core.request import Request, RequestBuilder
-from kubesync.errors import BadRequest, NotFound, Status, UsageError
+from kubesync.errors import Status, UsageError
 
 if TYPE_CHECKING:
     from kubesync.client.client import Client
@@ -78,22 +78,16 @@ def evict(
     """Evict a pod (an Eviction, respecting PodDisruptionBudgets): the server's Status.
 
     A budget that forbids it raises ``TooManyRequests``. Servers older than 1.22 know only
-    policy/v1beta1 Eviction; that is used when v1 is refused.
+    policy/v1beta1 Eviction; the server's version picks it (one cached ``/version``).
     """
+    from kubesync.client.features import Feature
+
     require_pods(rb, "evict is")
     opts = DeleteOptions(grace_period_seconds=grace_period_seconds, dry_run=dry_run).body()
     opts.pop("apiVersion"), opts.pop("kind")
-    last: Optional[BadRequest] = None
-    for version in EVICTION_VERSIONS:
-        body = {"apiVersion": version, "kind": "Eviction",
-                "metadata": {"name": name, "namespace": rb.namespace},
-                "deleteOptions": opts}
-        try:
-            data = client.send(rb.create(body, WriteParams(), name=name, subresource="eviction"))
-        except (BadRequest, NotFound) as e:
-            if "Eviction" not in str(e) or version != EVICTION_VERSIONS[0]:
-                raise
-            last = e if isinstance(e, BadRequest) else last
-            continue
-        return Status.from_dict(data if isinstance(data, Mapping) else {})
-    raise last or UsageError("eviction refused")  # pragma: no cover
+    version = EVICTION_VERSIONS[0 if client.supports(Feature.POLICY_V1_EVICTION) else 1]
+    body = {"apiVersion": version, "kind": "Eviction",
+            "metadata": {"name": name, "namespace": rb.namespace},
+            "deleteOptions": opts}
+    data = client.send(rb.create(body, WriteParams(), name=name, subresource="eviction"))
+    return Status.from_dict(data if isinstance(data, Mapping) else {})

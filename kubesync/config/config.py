@@ -40,6 +40,9 @@ class Config:
     disable_compression: bool = False
     context: Optional[str] = None
     source: str = ""
+    #: A CA file to re-read when it changes (the in-cluster ``ca.crt``, which the kubelet
+    #: updates on service-account CA rotation); its contents replace ``ca_pem``.
+    ca_file: Optional[str] = None
 
     def __attrs_post_init__(self) -> None:
         problem = server_url_problem(self.server)
@@ -48,11 +51,15 @@ class Config:
                               key="server")
 
     @classmethod
-    def infer(cls) -> Config:
-        """``KUBECONFIG`` (merged), else ``~/.kube/config``, else the in-cluster service account."""
+    def infer(cls, *, exec_allowlist: Optional[Sequence[str]] = None) -> Config:
+        """``KUBECONFIG`` (merged), else ``~/.kube/config``, else the in-cluster service account.
+
+        ``exec_allowlist`` names the exec credential plugins a kubeconfig may run (bare
+        names as on PATH, or exact paths); None allows any, as kubectl does.
+        """
         paths = [p for p in kubeconfig_fields.default_paths() if os.path.exists(p)]
         if paths:
-            return Config(**kubeconfig_fields.resolve(paths))
+            return Config(**kubeconfig_fields.resolve(paths, exec_allowlist=exec_allowlist))
         if incluster_fields.available():
             return Config(**incluster_fields.resolve())
         tried = ", ".join(kubeconfig_fields.default_paths())
@@ -68,11 +75,16 @@ class Config:
         context: Optional[str] = None,
         cluster: Optional[str] = None,
         user: Optional[str] = None,
+        *,
+        exec_allowlist: Optional[Sequence[str]] = None,
     ) -> Config:
         """Read a kubeconfig (or merge a list, by kubectl's rules) and pick a context.
 
         ``path`` None means ``KUBECONFIG`` or ``~/.kube/config``; ``context`` None means
         its ``current-context``; ``cluster``/``user`` override the context's choice.
+        ``exec_allowlist`` names the exec credential plugins it may run (``["aws",
+        "/usr/local/bin/gke-gcloud-auth-plugin"]``): a kubeconfig you did not write then
+        cannot run any other command; None allows any, as kubectl does.
         """
         if path is None:  # missing files in a KUBECONFIG list are skipped, as kubectl does
             return Config(**kubeconfig_fields.resolve(
@@ -81,13 +93,14 @@ class Config:
                 cluster=cluster,
                 user=user,
                 skip_missing=True,
+                exec_allowlist=exec_allowlist,
             ))
         if isinstance(path, (str, os.PathLike)):
             paths = [os.fspath(path)]
         else:
             paths = [os.fspath(p) for p in path]
         return Config(**kubeconfig_fields.resolve(paths, context=context, cluster=cluster,
-                                                  user=user))
+                                                  user=user, exec_allowlist=exec_allowlist))
 
     @classmethod
     def in_cluster(cls) -> Config:

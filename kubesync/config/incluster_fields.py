@@ -62,6 +62,7 @@ def resolve(
         server=f"https://{host}:{port}",
         namespace=namespace or "default",
         ca_pem=ca,
+        ca_file=ca_path,
         auth=auth,
         source=folder,
         context="in-cluster",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import ssl
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type, Union
 
@@ -29,12 +30,14 @@ from kubesync.config.auth import (
     TokenAuth,
     TokenFileAuth,
 )
+from kubesync.config.oidc import KubeconfigUserWriter, OidcAuth
 from kubesync.config.tls import ClientCert
 from kubesync.config.urls import server_url_problem
 from kubesync.errors import ConfigError
 
-__all__ = ["default_paths", "resolve"]
+__all__ = ["check_exec_allowed", "default_paths", "resolve"]
 
+_USER_KEY = re.compile(r"^users\[(.*)\]\.user\.auth-provider$")
 EXEC_EXTENSION = "client.authentication.k8s.io/exec"  # the cluster extension passed to plugins
 PROXY_SCHEMES = ("http", "https", "socks5")  # those client-go accepts for proxy-url
 
@@ -57,13 +60,45 @@ def resolve(
     cluster: Optional[str] = None,
     user: Optional[str] = None,
     skip_missing: bool = False,
+    exec_allowlist: Optional[Sequence[str]] = None,
 ) -> Dict[str, Any]:
     """The ``Config`` keyword arguments for ``context`` (default: ``current-context``) of
-    the merged ``paths``: plain data, so this module needs no ``Config``."""
+    the merged ``paths``: plain data, so this module needs no ``Config``.
+
+    ``exec_allowlist``, when given, names the exec credential plugins the kubeconfig may
+    run (see ``check_exec_allowed``); a user whose plugin is not on it is refused.
+    """
     files = [f for f in (_File.read(p, skip_missing) for p in paths) if f is not None]
     if not files:
         raise ConfigError("no kubeconfig file found", source=", ".join(paths))
-    return _Merged.of(files).fields(context=context, cluster=cluster, user=user)
+    allow = None if exec_allowlist is None else _allowlist(exec_allowlist)
+    return _Merged.of(files).fields(context=context, cluster=cluster, user=user,
+                                    exec_allowlist=allow)
+
+
+def _allowlist(names: Sequence[str]) -> Tuple[str, ...]:
+    if isinstance(names, str):
+        raise ConfigError(f"exec_allowlist is a list of command names, not one string "
+                          f"({names!r})")
+    return tuple(names)
+
+
+def check_exec_allowed(command: str, allowlist: Sequence[str], *, source: str,
+                       key: str) -> None:
+    """Refuse ``command`` unless ``allowlist`` names it: a bare name (``aws``) allows the
+    plugin a kubeconfig names the same way (found on PATH); a path allows exactly that
+    file. So a kubeconfig cannot pass off ``/tmp/x/aws`` as ``aws``."""
+    if os.sep in command or "/" in command:
+        allowed = any(os.path.normpath(os.path.expanduser(a)) == os.path.normpath(command)
+                      for a in allowlist if os.sep in a or "/" in a)
+    else:
+        allowed = command in allowlist
+    if not allowed:
+        listed = ", ".join(repr(a) for a in allowlist) or "nothing"
+        raise ConfigError(
+            f"the exec credential plugin {command!r} is not on the allowlist (it allows "
+            f"{listed}); add it to exec_allowlist if you trust this kubeconfig",
+            source=source, key=key)
 
 
 def _type_name(value: Any) -> str:
@@ -221,7 +256,8 @@ class _Merged:
         return cls(tuple(f.path for f in files), current, clusters, users, contexts)
 
     def fields(
-        self, *, context: Optional[str], cluster: Optional[str], user: Optional[str]
+        self, *, context: Optional[str], cluster: Optional[str], user: Optional[str],
+        exec_allowlist: Optional[Tuple[str, ...]] = None,
     ) -> Dict[str, Any]:
         sources = ", ".join(self.files)
         ctx_name = context or self.current_context
@@ -250,7 +286,7 @@ class _Merged:
         if user_name and us is None:
             raise ctx.error("user", f"names user {user_name!r}, which is not defined")
         cluster_fields = _cluster_fields(cl)
-        client_cert, auth, impersonate = _user_fields(us, cl, cluster_fields)
+        client_cert, auth, impersonate = _user_fields(us, cl, cluster_fields, exec_allowlist)
         return dict(
             client_cert=client_cert,
             auth=auth,
@@ -299,7 +335,8 @@ def _cluster_fields(cl: _Section) -> Dict[str, Any]:
 
 
 def _user_fields(
-    us: Optional[_Section], cl: _Section, cluster: Mapping[str, Any]
+    us: Optional[_Section], cl: _Section, cluster: Mapping[str, Any],
+    exec_allowlist: Optional[Tuple[str, ...]] = None,
 ) -> Tuple[Optional[ClientCert], Optional[Auth], Optional[Impersonation]]:
     if us is None:
         return None, None, None
@@ -309,10 +346,12 @@ def _user_fields(
         missing = "client-key" if key is None else "client-certificate"
         raise us.error(missing, "is missing (a client certificate needs its key, and back)")
     client_cert = ClientCert(cert, key) if cert is not None and key is not None else None
-    return client_cert, _auth(us, cl, cluster, client_cert is not None), _impersonation(us)
+    auth = _auth(us, cl, cluster, client_cert is not None, exec_allowlist)
+    return client_cert, auth, _impersonation(us)
 
 
-def _auth(us: _Section, cl: _Section, cluster: Mapping[str, Any], has_cert: bool) -> Optional[Auth]:
+def _auth(us: _Section, cl: _Section, cluster: Mapping[str, Any], has_cert: bool,
+          exec_allowlist: Optional[Tuple[str, ...]] = None) -> Optional[Auth]:
     token, token_file = us.text("token"), us.path("tokenFile")
     username, password = us.text("username"), us.text("password")
     provider, exec_section = us.section("auth-provider"), us.section("exec")
@@ -331,7 +370,11 @@ def _auth(us: _Section, cl: _Section, cluster: Mapping[str, Any], has_cert: bool
         return _auth_provider(provider)
     if exec_section is not None and not has_cert:
         # client-go skips the plugin when a static client certificate is set.
-        return ExecAuth(_exec_spec(exec_section, cl, cluster))
+        spec = _exec_spec(exec_section, cl, cluster)
+        if exec_allowlist is not None:
+            check_exec_allowed(spec.command, exec_allowlist, source=exec_section.file,
+                               key=exec_section.sub("command"))
+        return ExecAuth(spec)
     return None
 
 
@@ -344,9 +387,25 @@ def _auth_provider(provider: _Section) -> Auth:
             "providers in 1.26); use the provider's exec plugin instead",
         )
     config = provider.section("config")
-    id_token = config.text("id-token") if config is not None else None
+    if config is None:
+        raise provider.error("config", "is missing (the oidc provider needs an id-token)")
+    id_token, refresh_token = config.text("id-token"), config.text("refresh-token")
+    issuer, client_id = config.text("idp-issuer-url"), config.text("client-id")
+    if refresh_token and issuer and client_id:
+        user = _USER_KEY.match(provider.key)
+        writer = KubeconfigUserWriter(provider.file, user.group(1)) if user else None
+        scopes = tuple(s for s in (config.text("extra-scopes") or "").split(",") if s)
+        return OidcAuth(
+            client_id=client_id, issuer_url=issuer, id_token=id_token,
+            refresh_token=refresh_token, client_secret=config.text("client-secret"),
+            extra_scopes=scopes,
+            ca_pem=config.data_or_file("idp-certificate-authority-data",
+                                       "idp-certificate-authority"),
+            writer=writer, source=provider.file, key=provider.key,
+        )
     if not id_token:
-        raise provider.error("config.id-token", "is missing (oidc token refresh is not supported)")
+        raise provider.error("config.id-token", "is missing (and without refresh-token, "
+                             "idp-issuer-url and client-id it cannot be refreshed)")
     return TokenAuth(id_token)
 
 

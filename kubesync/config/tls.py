@@ -10,17 +10,21 @@ process is later killed.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import ssl
 import tempfile
-from typing import Optional
+import threading
+from typing import Optional, Tuple
 
 import attrs
 
 from kubesync.errors import ConfigError
 
-__all__ = ["ClientCert", "ssl_context"]
+logger = logging.getLogger("kubesync.config")
+
+__all__ = ["CaFile", "ClientCert", "ssl_context"]
 
 
 @attrs.define(frozen=True)
@@ -105,3 +109,48 @@ def _write_private(folder: str, name: str, data: bytes) -> str:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     return path
+
+
+class CaFile:
+    """A CA bundle file watched for changes: ``changed()`` gives the new PEM once after the
+    file was replaced or rewritten (a stat per call, as for token files), else None.
+
+    The kubelet updates a service account's ``ca.crt`` on CA rotation; a long-running
+    client must trust the new CA without a restart. A file that is missing, empty or not
+    valid PEM for a moment (mid-rotation) keeps the last good one.
+    """
+
+    def __init__(self, path: str, current: Optional[bytes] = None):
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self._pem = current
+
+    def __repr__(self) -> str:
+        return f"CaFile(path={self.path!r})"
+
+    def _stat(self) -> Optional[Tuple[int, int, int]]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def changed(self) -> Optional[bytes]:
+        with self._lock:
+            stamp = self._stat()
+            if stamp is None or stamp == self._stamp:
+                return None
+            try:
+                with open(self.path, "rb") as f:
+                    pem = f.read()
+                ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
+                    cadata=pem.decode("ascii"))
+            except (OSError, ssl.SSLError, ValueError):
+                return None  # half-written: look again on the next call
+            self._stamp = stamp
+            if pem == self._pem:
+                return None
+            self._pem = pem
+            logger.info("the CA file %s changed; trusting its new contents", self.path)
+            return pem

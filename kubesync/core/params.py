@@ -6,7 +6,18 @@ https://kubernetes.io/docs/reference/using-api/api-concepts/ for what each optio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterable,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Union,
+)
 
 import attrs
 
@@ -14,7 +25,9 @@ from kubesync.core.deprecation import deprecated_names
 from kubesync.errors import UsageError
 
 __all__ = [
+    "DEFAULT_FIELD_VALIDATION",
     "DeleteOptions",
+    "FieldValidation",
     "LabelQuery",
     "ListParams",
     "Patch",
@@ -25,6 +38,17 @@ __all__ = [
 #: Page size for ``list_all`` and the watcher's initial list: the same as client-go's
 #: reflector and kube-rs's watcher.
 DEFAULT_PAGE_SIZE = 500
+
+#: How the server treats fields it does not know, or duplicates, in a write's body:
+#: ``Strict`` refuses the write naming the field, ``Warn`` accepts it and answers with a
+#: warning per field, ``Ignore`` drops them silently (the behaviour before Kubernetes 1.25).
+FieldValidation = Literal["Strict", "Warn", "Ignore"]
+#: Writes validate strictly unless told otherwise, as kubectl does since 1.25: a typo or a
+#: field the server's version lacks would otherwise be dropped without a word (data loss).
+#: Objects read from the same server and written back carry only fields it knows, so a
+#: get -> replace of a typed object (which keeps unknown fields) is never refused for
+#: them; an object carried to an older cluster is refused naming the field, not truncated.
+DEFAULT_FIELD_VALIDATION: FieldValidation = "Strict"
 
 _PROPAGATION = ("Orphan", "Background", "Foreground")
 _VALIDATION = ("Ignore", "Warn", "Strict")
@@ -135,11 +159,12 @@ class ListParams:
 
 @attrs.frozen
 class WriteParams:
-    """Options every write takes: dry run, field manager, field validation."""
+    """Options every write takes: dry run, field manager, field validation (None sends no
+    ``fieldValidation``, leaving the server's own default)."""
 
     dry_run: bool = False
     field_manager: Optional[str] = None
-    field_validation: Optional[str] = None
+    field_validation: Optional[FieldValidation] = None
 
     def __attrs_post_init__(self) -> None:
         _choice("field_validation", self.field_validation, _VALIDATION)

@@ -51,7 +51,7 @@ from kubesync.crd.resource import (
     custom_resource,
     merge_crds,
 )
-from kubesync.crd.schema import SchemaError, field, schema_for
+from kubesync.crd.schema import Rule, SchemaError, field, schema_for, validations
 
 __all__ = [
     "CrdNotAccepted",
@@ -60,6 +60,7 @@ __all__ = [
     "CustomResource",
     "Model",
     "PrinterColumn",
+    "Rule",
     "ScaleSubresource",
     "SchemaError",
     "custom_resource",
@@ -68,5 +69,6 @@ __all__ = [
     "merge_crds",
     "schema_for",
     "uninstall",
+    "validations",
     "wait_established",
 ]

@@ -130,19 +130,57 @@ def install(
     ``merge_crds`` gives) and wait until it is Established, i.e. its API is served.
 
     ``force`` takes over fields another manager set (re-installing over ``kubectl
-    apply``). Raises ``CrdNotAccepted`` if the server refuses the names, ``CrdWaitTimeout``
+    apply``). A CRD using CEL rules or selectable fields on a server too old to keep them
+    raises ``FeatureUnavailable`` before anything is sent. Raises ``CrdNotAccepted`` if
+    the server refuses the names, ``CrdWaitTimeout``
     after ``timeout`` seconds (see ``wait_established``).
     """
     from kubesync.client.api import Api
     from kubesync.models.apiextensions_v1 import CustomResourceDefinition
 
     crd = resource.crd() if isinstance(resource, type) else resource
+    _check_server_offers(client, crd)
     api = Api(client, CustomResourceDefinition)
     applied = api.apply(crd, field_manager=field_manager, force=force)
     name = applied.metadata.name if applied.metadata else None
     if not name:
         raise KubeError("the server answered the CRD apply without a name")
     return wait_established(client, name, timeout=timeout, clock=clock)
+
+
+def _check_server_offers(client: Client, crd: CustomResourceDefinition) -> None:
+    """Refuse a CRD using what the server's version lacks: an old server would drop CEL
+    rules and selectable fields without a word (its schema pruning), leaving a CRD that
+    validates less than written, or field selectors that fail later."""
+    from kubesync.client.features import Feature
+    from kubesync.core.convert import encode
+
+    body = encode(crd)
+    name = body.get("metadata", {}).get("name", "the CRD")
+    for v in body.get("spec", {}).get("versions") or []:
+        where = f"CRD {name} version {v.get('name')}"
+        rules = list(_rules_in(v.get("schema") or {}))
+        if rules:
+            client.require(Feature.CRD_VALIDATION_RULES,
+                           f"{where}: CEL validation rules (x-kubernetes-validations)")
+        if any(k in r for r in rules for k in ("reason", "fieldPath")):
+            client.require(Feature.CRD_VALIDATION_REASON,
+                           f"{where}: reason and fieldPath of CEL rules")
+        if v.get("selectableFields"):
+            client.require(Feature.CRD_SELECTABLE_FIELDS, f"{where}: selectableFields")
+
+
+def _rules_in(node: Any) -> Any:
+    """Every x-kubernetes-validations entry under a schema node."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "x-kubernetes-validations" and isinstance(value, list):
+                yield from (r for r in value if isinstance(r, dict))
+            else:
+                yield from _rules_in(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _rules_in(item)
 
 
 def uninstall(

@@ -39,7 +39,7 @@ import attrs
 from kubesync.core.convert import decode, encode, json_copy
 from kubesync.core.model import ABSENT_AS_EMPTY, Model
 from kubesync.core.resource import ApiResource
-from kubesync.crd.schema import SchemaError, model_of, schema_for, to_model
+from kubesync.crd.schema import Rule, SchemaError, model_of, rules_json, schema_for, to_model
 from kubesync.errors import UsageError
 
 if TYPE_CHECKING:
@@ -130,6 +130,9 @@ class Definition:
     spec: type
     status: Optional[type]
     schema: Dict[str, Any]
+    selectable_fields: Tuple[str, ...] = ()
+    deprecated: bool = False
+    deprecation_warning: Optional[str] = None
 
     @property
     def api_resource(self) -> ApiResource:
@@ -152,6 +155,12 @@ class Definition:
             version["subresources"] = subresources
         if self.printer_columns:
             version["additionalPrinterColumns"] = [dict(c) for c in self.printer_columns]
+        if self.selectable_fields:
+            version["selectableFields"] = [{"jsonPath": p} for p in self.selectable_fields]
+        if self.deprecated:
+            version["deprecated"] = True
+            if self.deprecation_warning is not None:
+                version["deprecationWarning"] = self.deprecation_warning
         names: Dict[str, Any] = {"kind": self.kind, "listKind": f"{self.kind}List",
                                  "plural": self.plural, "singular": self.kind.lower()}
         if self.shortnames:
@@ -184,8 +193,17 @@ def define(
     categories: Iterable[str] = (),
     printer_columns: Iterable[Union[PrinterColumn, Mapping[str, Any]]] = (),
     scale: Union[ScaleSubresource, Mapping[str, Any], None] = None,
+    validations: Iterable[Union[Rule, str]] = (),
+    selectable_fields: Iterable[str] = (),
+    deprecated: bool = False,
+    deprecation_warning: Optional[str] = None,
 ) -> Definition:
     """Check the options and the classes of resource ``name``; build its root schema.
+
+    ``validations`` are CEL rules on the whole object (``self.spec``, ``self.metadata``);
+    ``selectable_fields`` are JSON paths (``.spec.color``) the server then accepts in
+    ``field_selector``; ``deprecated``/``deprecation_warning`` mark this version so the
+    server warns its clients.
 
     Plain attrs spec and status classes are replaced by the Model subclasses built from
     them (``model_of``), so the objects decode lazily and keep unknown fields.
@@ -207,12 +225,25 @@ def define(
 
         root["description"] = inspect.cleandoc(doc)
     root.update(properties=properties, required=["spec"])
+    rules = rules_json(list(validations), name)
+    if rules:
+        root["x-kubernetes-validations"] = rules
+    paths = _strings(selectable_fields, "selectable_fields")
+    for path in paths:
+        if not path.startswith("."):
+            raise UsageError(f"{name}: a selectable field is a JSON path such as "
+                             f"'.spec.color', not {path!r}")
+    if deprecation_warning is not None and not deprecated:
+        raise UsageError(f"{name}: deprecation_warning is for a deprecated version; "
+                         "set deprecated=True too")
     return Definition(
         group=group, version=version, kind=kind, plural=plural or f"{kind.lower()}s",
         namespaced=bool(namespaced), shortnames=_strings(shortnames, "shortnames"),
         categories=_strings(categories, "categories"),
         printer_columns=tuple(_column(c) for c in printer_columns),
         scale=_scale(scale), spec=spec, status=status, schema=root,
+        selectable_fields=paths, deprecated=bool(deprecated),
+        deprecation_warning=deprecation_warning,
     )
 
 
@@ -358,6 +389,9 @@ class CustomResource(Model, Generic[S, T], metaclass=_ResourceType):
             shortnames: Iterable[str] = (), categories: Iterable[str] = (),
             printer_columns: Iterable[Union[PrinterColumn, Mapping[str, Any]]] = (),
             scale: Union[ScaleSubresource, Mapping[str, Any], None] = None,
+            validations: Iterable[Union[Rule, str]] = (),
+            selectable_fields: Iterable[str] = (), deprecated: bool = False,
+            deprecation_warning: Optional[str] = None,
         ) -> None: ...
 
     @classmethod
@@ -402,6 +436,10 @@ def custom_resource(
     categories: Iterable[str] = (),
     printer_columns: Iterable[Union[PrinterColumn, Mapping[str, Any]]] = (),
     scale: Union[ScaleSubresource, Mapping[str, Any], None] = None,
+    validations: Iterable[Union[Rule, str]] = (),
+    selectable_fields: Iterable[str] = (),
+    deprecated: bool = False,
+    deprecation_warning: Optional[str] = None,
 ) -> Callable[[Type[S]], Type[CustomResource[S, T]]]:
     """kube-derive's ``#[derive(CustomResource)]``: the resource class of a spec class.
 
@@ -430,7 +468,9 @@ def custom_resource(
 
         options = dict(group=group, version=version, kind=name, plural=plural,
                        namespaced=namespaced, shortnames=shortnames, categories=categories,
-                       printer_columns=printer_columns, scale=scale)
+                       printer_columns=printer_columns, scale=scale,
+                       validations=validations, selectable_fields=selectable_fields,
+                       deprecated=deprecated, deprecation_warning=deprecation_warning)
         base_class = CustomResource[spec, status]  # type: ignore[valid-type]
         made: Type[CustomResource[S, T]] = types.new_class(name, (base_class,), options, body)
         return made

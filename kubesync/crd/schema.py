@@ -46,7 +46,16 @@ from kubesync.core.dynamic import DynamicObject
 from kubesync.core.model import JSON_NAME, Model, TimeFormat
 from kubesync.errors import KubeError, UsageError
 
-__all__ = ["SCHEMA", "SchemaError", "field", "model_of", "schema_for", "to_model"]
+__all__ = [
+    "SCHEMA",
+    "Rule",
+    "SchemaError",
+    "field",
+    "model_of",
+    "schema_for",
+    "to_model",
+    "validations",
+]
 
 #: attrs field metadata key: a mapping merged last into the field's schema (any keyword).
 SCHEMA = "kubesync.crd.schema"
@@ -67,11 +76,93 @@ _PRESERVE = "x-kubernetes-preserve-unknown-fields"
 _INT_OR_STRING = "x-kubernetes-int-or-string"
 _FACTORY: Any = type(attrs.Factory(list))  # attrs.Factory (its stubs type it as a function)
 _LIST_TYPES = ("atomic", "set", "map")
+_VALIDATIONS = "x-kubernetes-validations"
+# The class attribute ``validations`` puts a class's rules under.
+_CLASS_RULES = "__kubesync_validations__"
+_RULE_REASONS = ("FieldValueInvalid", "FieldValueForbidden", "FieldValueRequired",
+                 "FieldValueDuplicate")
 _MAP_TYPES = ("atomic", "granular")
 
 
 class SchemaError(KubeError, TypeError):
     """A class or field that cannot be written as a structural schema, or decoded lazily."""
+
+
+@attrs.frozen
+class Rule:
+    """One CEL validation rule (an ``x-kubernetes-validations`` entry) the server checks.
+
+    ``rule`` is a CEL expression over ``self`` (the field's or object's value); naming
+    ``oldSelf`` makes it a transition rule, checked on updates only (``optional_old_self``
+    checks creates too, with ``oldSelf`` an optional). ``message`` (or a CEL
+    ``message_expression``) is what a rejected write says; ``field_path`` (``.replicas``)
+    points it at a field below; ``reason`` is one of FieldValueInvalid (the server's
+    default), FieldValueForbidden, FieldValueRequired, FieldValueDuplicate. See
+    https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#validation-rules
+    """
+
+    rule: str
+    message: Optional[str] = None
+    message_expression: Optional[str] = None
+    field_path: Optional[str] = None
+    reason: Optional[str] = None
+    optional_old_self: Optional[bool] = None
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.rule, str) or not self.rule.strip():
+            raise UsageError(f"a validation rule needs a CEL expression, not {self.rule!r}")
+        if self.reason is not None and self.reason not in _RULE_REASONS:
+            raise UsageError(f"rule {self.rule!r}: reason is one of {_RULE_REASONS}, "
+                             f"not {self.reason!r}")
+        if self.field_path is not None and not self.field_path.startswith((".", "[")):
+            raise UsageError(f"rule {self.rule!r}: field_path is a path from self such as "
+                             f"'.spec.replicas', not {self.field_path!r}")
+
+    @property
+    def is_transition(self) -> bool:
+        """Whether the rule compares with the old object (names ``oldSelf``)."""
+        return re.search(r"\boldSelf\b", self.rule) is not None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The schema's JSON form (``rule``, ``messageExpression``, ``fieldPath``...)."""
+        out: Dict[str, Any] = {"rule": self.rule}
+        for key, value in (("message", self.message),
+                           ("messageExpression", self.message_expression),
+                           ("fieldPath", self.field_path), ("reason", self.reason),
+                           ("optionalOldSelf", self.optional_old_self)):
+            if value is not None:
+                out[key] = value
+        return out
+
+
+def rules_json(rules: Sequence[Union[Rule, str]], where: str) -> List[Dict[str, Any]]:
+    """``rules`` as ``x-kubernetes-validations`` entries (a bare string is a rule)."""
+    if isinstance(rules, (str, Rule)):
+        rules = [rules]
+    out = []
+    for r in rules:
+        if isinstance(r, str):
+            r = Rule(r)
+        if not isinstance(r, Rule):
+            raise UsageError(f"{where}: validations are Rule values or CEL strings, "
+                             f"not {type(r).__name__}")
+        out.append(r.to_dict())
+    return out
+
+
+def validations(*rules: Union[Rule, str]) -> Callable[[Any], Any]:
+    """Class decorator: CEL rules on the object a class stands for (its ``self`` is the
+    whole object), e.g. ``@validations(Rule("self.min <= self.max", message="..."))``
+    above ``@attrs.define``. Rules of one field go in ``field(validations=...)``."""
+    checked = rules_json(list(rules), "validations")
+
+    def mark(cls: Any) -> Any:
+        if not isinstance(cls, type):
+            raise UsageError(f"validations decorates a class, not {cls!r}")
+        setattr(cls, _CLASS_RULES, [*cls.__dict__.get(_CLASS_RULES, []), *checked])
+        return cls
+
+    return mark
 
 
 def field(
@@ -90,12 +181,14 @@ def field(
     json_name: Optional[str] = None,
     schema: Optional[Mapping[str, Any]] = None,
     metadata: Optional[Mapping[str, Any]] = None,
+    validations: Sequence[Union[Rule, str]] = (),
 ) -> Any:
     """``attrs.field`` with the schema facts a CRD needs, kept in the field's metadata.
 
     ``list_type`` is ``atomic``, ``set`` or ``map`` (``list_map_keys`` implies ``map``);
     ``map_type`` is ``atomic`` or ``granular``; ``json_name`` overrides the camelCase name;
-    ``schema`` adds any other keyword (``format``, ``example``...).
+    ``schema`` adds any other keyword (``format``, ``example``...); ``validations`` are
+    CEL ``Rule`` values (or rule strings) checked by the server with ``self`` the field.
     """
     if list_map_keys is not None and list_type is None:
         list_type = "map"
@@ -113,6 +206,7 @@ def field(
         ("x-kubernetes-map-type", map_type),
         (JSON_NAME, json_name),
         (SCHEMA, None if schema is None else dict(schema)),
+        (_VALIDATIONS, rules_json(validations, "field") or None),
     ):
         if value is not None:
             meta[key] = value
@@ -381,6 +475,10 @@ class _Walker:
             out["properties"] = properties
         if required:
             out["required"] = required
+        source = cls.__dict__.get("_kube_source", cls)  # a plain class's rules stay on it
+        rules = source.__dict__.get(_CLASS_RULES) or cls.__dict__.get(_CLASS_RULES)
+        if rules:
+            out[_VALIDATIONS] = [dict(r) for r in rules]
         return out
 
     def value(self, tp: Any, where: str) -> Tuple[Dict[str, Any], bool]:

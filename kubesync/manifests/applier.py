@@ -151,7 +151,6 @@ def _plan(client: Client, entries: List[Tuple[Any, _Origin]],
           namespace: Optional[str]) -> List[_Planned]:
     """Resolve every object's resource, name and namespace before anything is written."""
     default_ns = namespace or client.default_namespace
-    discovery: Any = None
     plan = []
     for i, (obj, origin) in enumerate(entries):
         resource = getattr(obj, "api_resource", None)
@@ -159,11 +158,7 @@ def _plan(client: Client, entries: List[Tuple[Any, _Origin]],
             api_version, kind = obj.api_version, obj.kind
             resource = batch_crds.get((api_version, kind))
             if resource is None:
-                if discovery is None:
-                    from kubesync.client.discovery import Discovery
-
-                    discovery = Discovery(client)
-                resource = _discover(discovery, api_version, kind, origin)
+                resource = _discover(client, api_version, kind, origin)
         meta = obj.metadata
         name = meta.name if meta is not None else None
         if not name:
@@ -183,15 +178,14 @@ def _plan(client: Client, entries: List[Tuple[Any, _Origin]],
     return plan
 
 
-def _discover(discovery: Any, api_version: Optional[str], kind: Optional[str],
+def _discover(client: Client, api_version: Optional[str], kind: Optional[str],
               origin: _Origin) -> ApiResource:
-    try:
-        served = discovery.resources(api_version)
-    except UsageError:
-        served = []
-    for r in served:
-        if r.kind == kind:
-            return r
+    """The served resource of a manifest's kind, from the client's cached discovery."""
+    if api_version and kind:
+        try:
+            return client.discovery.resource_for(api_version, kind)
+        except UsageError:
+            pass
     raise origin.error(f"the server has no kind {kind!r} in {api_version!r} "
                        "(a custom resource whose CRD is not installed?)")
 

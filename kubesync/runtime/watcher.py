@@ -34,6 +34,7 @@ from typing import (
 
 import attrs
 
+from kubesync.client.features import Feature
 from kubesync.core.backoff import ExponentialBackoff
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.events import ADDED, BOOKMARK, DELETED, MODIFIED
@@ -84,10 +85,11 @@ IDLE_TIMEOUT = 120.0
 MIN_HEALTHY_WATCH = 1.0
 #: The annotation on the bookmark that ends a streamed initial list (WatchList).
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
-#: Streaming lists (WatchList) are beta and on by default from Kubernetes 1.32; older
-#: servers either reject ``sendInitialEvents`` or, before 1.27, ignore it (and would then
-#: never send the bookmark that ends the list), so "auto" streams only from 1.32 on.
-STREAMING_LIST_SINCE = (1, 32)
+#: Streaming lists (WatchList): "auto" streams on servers that have them on by default,
+#: ``Feature.STREAMING_LIST`` (1.34; the gate was on in 1.32 and off again in 1.33). Older
+#: servers reject ``sendInitialEvents`` (then the watcher lists) or, before 1.27, ignore
+#: it and never send the bookmark that ends the list.
+STREAMING_LIST_SINCE = Feature.STREAMING_LIST.since
 #: From 1.34 the API server serves consistent lists from its watch cache (it waits until
 #: the cache has caught up with etcd), so a consistent initial list is as cheap as rv "0"
 #: and never stale; older servers read a consistent list from etcd, paged.
@@ -442,6 +444,15 @@ def server_version(api: Api[Any]) -> Optional[Tuple[int, int]]:
     client = getattr(api, "client", None)
     if client is None:
         return None
+    from kubesync.client.client import Client
+
+    if isinstance(client, Client):  # the client's own cache, shared with Client.supports
+        try:
+            v = client.server_version()
+        except Exception as e:  # no answer we can read: choose as for an old server
+            log.info("could not tell the server's version (%s); listing with rv 0", e)
+            return None
+        return (v.major, v.minor)
     with _versions_lock:
         if id(client) in _versions:
             return _versions[id(client)]

@@ -14,6 +14,7 @@ import pytest
 from attrs.validators import deep_iterable, ge, le, matches_re, max_len
 
 from kubesync import Api
+from kubesync.client.features import Feature
 from kubesync.core.convert import encode
 from kubesync.core.params import Patch
 from kubesync.core.request import ACCEPT_TABLE
@@ -29,7 +30,7 @@ from kubesync.crd import (
     merge_crds,
     uninstall,
 )
-from kubesync.errors import Invalid, NotFound
+from kubesync.errors import BadRequest, Invalid, NotFound
 from kubesync.models.apiextensions_v1 import CustomResourceDefinition
 from kubesync.models.meta_v1 import LabelSelector
 from tests.helpers import server_minor
@@ -215,13 +216,18 @@ def test_preserved_unknown_fields_are_kept_and_others_pruned(
     kube_client: Any, kube_namespace: str, widgets: Api[Any]
 ) -> None:
     raw = Api(kube_client, widgets.resource, namespace=kube_namespace)
-    raw.create({"metadata": {"name": "u"}, "spec": {
-        "image": "nginx", "notInSchema": 1, "extra": {"known": "k", "later": {"x": [1]}}}})
+    body = {"metadata": {"name": "u"}, "spec": {
+        "image": "nginx", "notInSchema": 1, "extra": {"known": "k", "later": {"x": [1]}}}}
+    if kube_client.supports(Feature.FIELD_VALIDATION):  # 1.20 ignores fieldValidation
+        with pytest.raises(BadRequest, match=r'unknown field "spec\.notInSchema"'):
+            raw.create(body)  # strict by default: refused, naming the field
+    raw.create(body, field_validation="Ignore")  # pruned, as before 1.25
     got = widgets.get("u")
     assert got.spec.extra.known == "k"
     assert encode(got.spec)["extra"] == {"known": "k", "later": {"x": [1]}}
     assert "notInSchema" not in encode(got.spec)
-    # The typed object writes the unknown field back unchanged.
+    # The typed object writes the preserved unknown field back unchanged, and strict
+    # validation accepts it: the server knows what it sent.
     got.spec.replicas = 2
     replaced = widgets.replace("u", got)
     assert encode(replaced.spec)["extra"]["later"] == {"x": [1]}

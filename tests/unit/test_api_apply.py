@@ -34,8 +34,9 @@ def _answer(rsps: responses.RequestsMock) -> None:
 def _sent(rsps: responses.RequestsMock) -> Dict[str, Any]:
     request = rsps.calls[0].request
     assert request.headers["Content-Type"] == "application/apply-patch+yaml"
+    # Writes validate strictly unless told otherwise.
     assert {k: v[0] for k, v in parse_qs(urlparse(request.url).query).items()} == {
-        "fieldManager": "me"}
+        "fieldManager": "me", "fieldValidation": "Strict"}
     return dict(json.loads(request.body))
 
 

@@ -15,6 +15,7 @@ import responses
 from kubesync import Api, Client
 from kubesync.client import api as api_module
 from kubesync.client import watch
+from kubesync.client.features import Feature, ServerVersion
 from kubesync.core.params import Patch
 from kubesync.core.request import Request
 from kubesync.errors import Conflict, DecodeError, Gone, ServerError, UsageError
@@ -136,10 +137,18 @@ class RecordingClient:
 
     default_namespace = "ns"
 
-    def __init__(self, answer: Any = None, lines: Tuple[bytes, ...] = ()):
+    def __init__(self, answer: Any = None, lines: Tuple[bytes, ...] = (),
+                 version: Tuple[int, int] = (1, 37)):
         self.sent: List[Tuple[str, Request]] = []
         self.answer = answer
         self.lines = lines
+        self.version = ServerVersion(*version)
+
+    def supports(self, feature: Feature) -> bool:
+        return self.version.supports(feature)
+
+    def require(self, feature: Feature, what: str) -> None:
+        assert self.supports(feature), what
 
     def send(self, req: Request, **kw: Any) -> Any:
         self.sent.append(("json", req))
@@ -181,7 +190,8 @@ def test_api_verbs_hand_the_client_request_values() -> None:
     cms.patch("a", Patch.merge({"data": {"k": "v"}}), field_manager="me")
     assert client.sent == [
         ("json", Request("GET", "/api/v1/namespaces/ns/configmaps/a")),
-        ("json", Request("PATCH", "/api/v1/namespaces/ns/configmaps/a", {"fieldManager": "me"},
+        ("json", Request("PATCH", "/api/v1/namespaces/ns/configmaps/a",
+                         {"fieldManager": "me", "fieldValidation": "Strict"},
                          {"data": {"k": "v"}}, "application/merge-patch+json")),
     ]
 
@@ -215,6 +225,13 @@ def test_evict_sends_an_eviction_to_the_pods_subresource() -> None:
                                            "/api/v1/namespaces/ns/pods/web/eviction")
     assert req.body["kind"] == "Eviction" and req.body["apiVersion"] == "policy/v1"
     assert req.body["deleteOptions"] == {"dryRun": ["All"]}
+
+
+def test_evict_on_a_server_before_1_22_sends_a_v1beta1_eviction_at_once() -> None:
+    client = RecordingClient(answer={"kind": "Status", "status": "Success"}, version=(1, 21))
+    Api(client, Pod, namespace="ns").evict("web")  # type: ignore[arg-type]
+    [(_, req)] = client.sent
+    assert req.body["apiVersion"] == "policy/v1beta1"
 
 
 def test_watch_stream_is_still_importable_from_client_api() -> None:
@@ -251,3 +268,70 @@ def test_the_watcher_hands_a_malformed_line_to_on_error_as_a_decode_error(
     with w:
         assert seen.wait(10)
     assert isinstance(errors[0], DecodeError) and "GET /api/v1/namespaces/ns" in str(errors[0])
+
+def test_writes_validate_strictly_by_default_and_none_sends_nothing() -> None:
+    client = RecordingClient(answer=CM_JSON)
+    cms = Api(client, ConfigMap, namespace="ns")  # type: ignore[arg-type]
+    cm = ConfigMap(metadata=ObjectMeta(name="a"))
+    cms.create(cm)
+    cms.replace("a", cm, field_validation="Warn")
+    cms.apply(cm, field_manager="me", field_validation=None)
+    queries = [req.query for _, req in client.sent]
+    assert queries[0] == {"fieldValidation": "Strict"}
+    assert queries[1] == {"fieldValidation": "Warn"}
+    assert "fieldValidation" not in queries[2]
+    with pytest.raises(UsageError, match="field_validation must be one of"):
+        cms.create(cm, field_validation="strict")  # type: ignore[arg-type]
+
+
+def test_an_ephemeral_container_is_a_strategic_patch_of_its_subresource() -> None:
+    client = RecordingClient(answer={"apiVersion": "v1", "kind": "Pod",
+                                     "metadata": {"name": "web"}})
+    pods = Api(client, Pod, namespace="ns")  # type: ignore[arg-type]
+    pods.add_ephemeral_container("web", {"name": "dbg", "image": "busybox",
+                                         "targetContainerName": "main"})
+    [(_, req)] = client.sent
+    assert (req.method, req.path) == (
+        "PATCH", "/api/v1/namespaces/ns/pods/web/ephemeralcontainers")
+    assert req.content_type == "application/strategic-merge-patch+json"
+    assert req.body == {"spec": {"ephemeralContainers": [
+        {"name": "dbg", "image": "busybox", "targetContainerName": "main"}]}}
+    with pytest.raises(UsageError, match="needs a name and an image"):
+        pods.add_ephemeral_container("web", {"name": "dbg"})
+
+
+def test_resize_patches_the_resize_subresource_per_container() -> None:
+    client = RecordingClient(answer={"apiVersion": "v1", "kind": "Pod",
+                                     "metadata": {"name": "web"}})
+    pods = Api(client, Pod, namespace="ns")  # type: ignore[arg-type]
+    pods.resize("web", {"main": {"limits": {"cpu": "2"}}})
+    [(_, req)] = client.sent
+    assert req.path == "/api/v1/namespaces/ns/pods/web/resize"
+    assert req.body == {"spec": {"containers": [{"name": "main",
+                                                 "resources": {"limits": {"cpu": "2"}}}]}}
+
+
+def test_pod_subresources_on_an_old_server_raise_feature_unavailable() -> None:
+    from kubesync.errors import FeatureUnavailable
+
+    class Old(RecordingClient):
+        def require(self, feature: Feature, what: str) -> None:
+            raise FeatureUnavailable(f"{what} needs Kubernetes {feature.release}")
+
+    pods = Api(Old(), Pod, namespace="ns")  # type: ignore[arg-type]
+    with pytest.raises(FeatureUnavailable, match="resizing a pod in place needs"):
+        pods.resize("web", {"main": {"limits": {"cpu": "2"}}})
+    with pytest.raises(UsageError, match="is for Pods"):
+        Api(Old(), ConfigMap, namespace="ns").resize(  # type: ignore[arg-type]
+            "x", {"main": {}})
+
+
+def test_generic_subresource_calls_build_their_paths() -> None:
+    client = RecordingClient(answer={"kind": "Scale", "apiVersion": "autoscaling/v1"})
+    cms = Api(client, ConfigMap, namespace="ns")  # type: ignore[arg-type]
+    assert cms.get_subresource("a", "status").kind == "Scale"
+    cms.patch_subresource("a", "status", Patch.merge({"x": 1}))
+    cms.replace_subresource("a", "scale", {"spec": {}})
+    cms.create_subresource("a", "token", {"spec": {}})
+    assert [(r.method, r.path.rsplit("/", 1)[1]) for _, r in client.sent] == [
+        ("GET", "status"), ("PATCH", "status"), ("PUT", "scale"), ("POST", "token")]

@@ -7,10 +7,11 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 import responses
+import responses.matchers
 
 from kubesync import Client, Config
 from kubesync.client import RetryPolicy
-from kubesync.client.discovery import ApiGroup, Discovery
+from kubesync.client.discovery import AGGREGATED_ACCEPT, ApiGroup, Discovery
 from kubesync.errors import ServerError, UsageError
 
 SERVER = "https://k8s.test:6443"
@@ -175,3 +176,117 @@ def test_a_broken_group_named_explicitly_raises_its_error(discovery: Discovery):
         discovery.resolve("metrics.k8s.io/v1beta1/pods")
     with pytest.raises(ServerError):
         discovery.resources("metrics.k8s.io/v1beta1")
+
+
+# -- aggregated discovery (apidiscovery.k8s.io/v2) ------------------------------------------
+
+
+def agg_resource(plural: str, kind: str, group: str, version: str, *, scope: str = "Namespaced",
+                 short: List[str] = (), subresources: List[str] = ()) -> Dict[str, Any]:
+    return {"resource": plural, "responseKind": {"group": group, "version": version,
+                                                 "kind": kind},
+            "scope": scope, "singularResource": kind.lower(), "verbs": ["get", "list"],
+            "shortNames": list(short),
+            "subresources": [{"subresource": s, "verbs": ["get"]} for s in subresources]}
+
+
+def agg_group(name: str, versions: Dict[str, List[Dict[str, Any]]],
+              stale: List[str] = ()) -> Dict[str, Any]:
+    return {"metadata": {"name": name}, "versions": [
+        {"version": v, "resources": rs, "freshness": "Stale" if v in stale else "Current"}
+        for v, rs in versions.items()]}
+
+
+AGGREGATED = {
+    "/api": {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+             "items": [agg_group("", {"v1": [
+                 agg_resource("pods", "Pod", "", "v1", short=["po"],
+                              subresources=["status", "ephemeralcontainers"]),
+                 agg_resource("namespaces", "Namespace", "", "v1", scope="Cluster", short=["ns"]),
+                 agg_resource("events", "Event", "", "v1", short=["ev"]),
+             ]})]},
+    "/apis": {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2",
+              "items": [
+                  agg_group("apps", {"v1": [agg_resource("deployments", "Deployment", "apps",
+                                                         "v1", short=["deploy"],
+                                                         subresources=["status", "scale"])]}),
+                  agg_group("networking.k8s.io", {
+                      "v1": [agg_resource("ingresses", "Ingress", "networking.k8s.io", "v1")],
+                      "v1beta1": [agg_resource("ingresses", "Ingress", "networking.k8s.io",
+                                               "v1beta1")]}),
+                  agg_group("metrics.k8s.io", {"v1beta1": []}, stale=["v1beta1"]),
+              ]},
+}
+
+
+@pytest.fixture
+def aggregated(rsps: responses.RequestsMock) -> Discovery:
+    rsps.reset()
+    for path, body in AGGREGATED.items():
+        rsps.get(SERVER + path, json=body, match=[responses.matchers.header_matcher(
+            {"Accept": AGGREGATED_ACCEPT})])
+    client = Client(Config(server=SERVER), retries=RetryPolicy(retries=0, sleep=lambda s: None))
+    return Discovery(client)
+
+
+def test_aggregated_discovery_reads_everything_in_one_request_per_root(aggregated, rsps):
+    assert aggregated.resolve("deploy").subresources == ("scale", "status")
+    assert aggregated.resolve("po").subresources == ("ephemeralcontainers", "status")
+    assert aggregated.resolve("ingresses.v1beta1.networking.k8s.io").version == "v1beta1"
+    assert aggregated.resolve("ns").namespaced is False
+    assert aggregated.aggregated is True
+    assert {r.plural for r in aggregated.resources()} == {
+        "pods", "namespaces", "events", "deployments", "ingresses"}
+    assert [c.request.path_url for c in rsps.calls] == ["/api", "/apis"]
+
+
+def test_a_group_qualified_name_needs_only_the_apis_root(aggregated, rsps):
+    assert aggregated.resolve("deployments.apps").kind == "Deployment"
+    assert [c.request.path_url for c in rsps.calls] == ["/apis"]
+
+
+def test_a_stale_aggregated_version_is_a_failure_not_an_outage(aggregated, caplog):
+    with caplog.at_level(logging.WARNING, logger="kubesync.client.discovery"):
+        assert aggregated.resolve("deploy").group == "apps"
+    assert list(aggregated.failures) == ["metrics.k8s.io/v1beta1"]
+    assert "stale" in str(aggregated.failures["metrics.k8s.io/v1beta1"])
+    with pytest.raises(ServerError, match="stale"):
+        aggregated.resources("metrics.k8s.io/v1beta1")
+
+
+def test_an_unserved_version_is_known_without_another_request(aggregated, rsps):
+    with pytest.raises(UsageError, match="does not serve apps/v2"):
+        aggregated.resources("apps/v2")
+    assert [c.request.path_url for c in rsps.calls] == ["/apis"]
+
+
+def test_a_miss_in_a_cached_answer_refreshes_once(aggregated, rsps):
+    aggregated.resolve("deployments.apps")
+    with_widgets = dict(AGGREGATED["/apis"])
+    with_widgets["items"] = [*with_widgets["items"], agg_group(
+        "example.com", {"v1": [agg_resource("widgets", "Widget", "example.com", "v1")]})]
+    rsps.replace(responses.GET, SERVER + "/apis", json=with_widgets)
+    assert aggregated.resolve("widgets.example.com").kind == "Widget"
+    assert aggregated.resource_for("example.com/v1", "Widget").plural == "widgets"
+    # The bare-name sweep of the first try read /api too; the refresh re-read /apis.
+    assert [c.request.path_url for c in rsps.calls] == ["/apis", "/api", "/apis"]
+    before = len(rsps.calls)
+    with pytest.raises(UsageError, match=r"no resource 'gadgets\.example\.com'"):
+        aggregated.resolve("gadgets.example.com")
+    assert len(rsps.calls) == before + 1  # one refresh of the group's root, then the error
+
+
+def test_an_old_server_falls_back_to_one_request_per_group_version(discovery, rsps):
+    discovery.resources()
+    paths = [c.request.path_url for c in rsps.calls]
+    assert paths[:2] == ["/api", "/apis"] and len(paths) == 2 + 6  # core v1 + 5 groups
+    assert discovery.aggregated is False
+    assert all(c.request.headers["Accept"] == AGGREGATED_ACCEPT for c in rsps.calls[:2])
+
+
+def test_the_client_shares_one_discovery_and_resolve_uses_it(aggregated, rsps):
+    client = Client(Config(server=SERVER), retries=0)
+    assert client.discovery is client.discovery
+    assert client.resolve("deploy").plural == "deployments"
+    assert client.resolve("po").kind == "Pod"
+    assert len(rsps.calls) == 2

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from kubesync import DynamicObject, manifests
+from kubesync.client.discovery import Discovery
 from kubesync.core.convert import encode
 from kubesync.core.request import Request
 from kubesync.errors import NotFound, Status
@@ -196,6 +197,7 @@ class FakeClient:
     def __init__(self, refuse: Optional[str] = None):
         self.patches: List[Tuple[str, Dict[str, Any]]] = []
         self.refuse = refuse
+        self.discovery = Discovery(self)  # type: ignore[arg-type]
 
     def request(self, method: str, path: str, *, body: Any = None, **kw: Any) -> Any:
         if method == "GET" and path == "/api":
@@ -291,7 +293,7 @@ def test_apply_takes_dicts_and_sends_field_manager_and_force():
     client.request = spy  # type: ignore[method-assign]
     manifests.apply(client, {"apiVersion": "v1", "kind": "ConfigMap",  # type: ignore[arg-type]
                              "metadata": {"name": "c"}}, field_manager="me", force=True)
-    assert calls[-1] == {"fieldManager": "me", "force": "true"}
+    assert calls[-1] == {"fieldManager": "me", "force": "true", "fieldValidation": "Strict"}
 
 
 CRD_BUNDLE = textwrap.dedent("""\
