@@ -12,6 +12,7 @@ import pytest
 from kubesync.core.clock import FakeClock
 from kubesync.errors import Gone, Status
 from kubesync.runtime.controller import Action, Controller, ObjectRef
+from kubesync.runtime.queue import PRIORITY_NORMAL
 from kubesync.runtime.reconcile import (
     Deadline,
     ReconcileTimeout,
@@ -272,6 +273,11 @@ def test_a_live_change_overtakes_the_keys_of_the_initial_list() -> None:
     try:
         assert sent.wait(10)
         eventually(lambda: (c.store.get("o19", "ns") or obj("x")).value == "live")
+        # The store is written before the controller's consumer thread hears of the change:
+        # wait until the key is queued at the live changes' priority.
+        eventually(lambda: any(getattr(k, "name", None) == "o19" and p == PRIORITY_NORMAL
+                               for k, p in list(c.queue._dirty.items())),
+                   what="the live change queued")
         hold.set()
         eventually(lambda: len(set(order)) == 20 and _idle(c))
     finally:

@@ -205,7 +205,9 @@ class _VersionClient:
 
 @pytest.mark.parametrize(("minor", "strategy", "from_cache"), [
     ("20", InitialList.LIST, True),
-    ("33", InitialList.STREAMING, True),
+    ("32", InitialList.LIST, True),  # the WatchList gate was on in 1.32, off again in 1.33
+    ("33", InitialList.LIST, True),
+    ("34", InitialList.STREAMING, False),
     ("37+", InitialList.STREAMING, False),
 ])
 def test_auto_choices_follow_the_server_version(minor: str, strategy: str,
