@@ -73,7 +73,7 @@ class _Reflector:
 
 @pytest.fixture
 def reflected(cms: Api[ConfigMap]) -> Any:
-    before = threading.active_count()
+    before = set(threading.enumerate())
     r = _Reflector(cms)
     r.w.start()
     assert r.store.wait_until_ready(30)
@@ -81,7 +81,8 @@ def reflected(cms: Api[ConfigMap]) -> Any:
     r.release.set()
     r.w.stop()
     assert not r.w.running
-    assert threading.active_count() == before
+    # No thread of this test outlives it (others, e.g. an earlier test's, may end meanwhile).
+    assert not [t for t in set(threading.enumerate()) - before if t.is_alive()]
 
 
 def test_store_follows_creates_changes_and_deletes(cms: Api[ConfigMap], reflected: Any) -> None:
