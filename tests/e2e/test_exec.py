@@ -15,7 +15,7 @@ from kubesync.models.meta_v1 import ObjectMeta
 from kubesync.runtime.conditions import is_pod_running
 from kubesync.runtime.wait import await_condition
 from kubesync.testing import TEST_IMAGE
-from tests.helpers import eventually
+from tests.helpers import create_when_admitted
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kube_node]
 #: A pod on a warm node runs within a few seconds; a cold first one imports and unpacks.
@@ -35,15 +35,9 @@ def shell(kube_client: Client) -> Iterator[Tuple[Api[Pod], str]]:
         termination_grace_period_seconds=1,
         containers=[Container(name="main", image=TEST_IMAGE, command=["sleep", "3600"])]))
 
-    def created() -> bool:  # refused until the namespace's default ServiceAccount exists
-        try:
-            pods.create(pod)
-        except errors.Forbidden:
-            return False
-        return True
 
     try:
-        eventually(created, timeout=30, what="the pod is admitted")
+        create_when_admitted(pods, pod)
         await_condition(pods, POD, is_pod_running(), timeout=RUN_TIMEOUT)
         yield pods, namespace
     finally:

@@ -19,7 +19,7 @@ from kubesync.models.meta_v1 import ObjectMeta
 from kubesync.runtime.conditions import is_pod_running
 from kubesync.runtime.wait import await_condition
 from kubesync.testing import TEST_IMAGE
-from tests.helpers import eventually
+from tests.helpers import create_when_admitted, eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kube_node]
 RUN_TIMEOUT = 90
@@ -49,15 +49,9 @@ def web(kube_client: Client) -> Iterator[Tuple[Api[Pod], str]]:
         termination_grace_period_seconds=1,
         containers=[Container(name="main", image=TEST_IMAGE, command=["sh", "-c", SCRIPT])]))
 
-    def created() -> bool:  # refused until the namespace's default ServiceAccount exists
-        try:
-            pods.create(pod)
-        except errors.Forbidden:
-            return False
-        return True
 
     try:
-        eventually(created, timeout=30, what="the pod is admitted")
+        create_when_admitted(pods, pod)
         await_condition(pods, POD, is_pod_running(), timeout=RUN_TIMEOUT)
         with pods.port_forward(POD, HTTP_PORT) as pf:
             # running is not listening yet: wait until httpd answers
