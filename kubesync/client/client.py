@@ -416,7 +416,12 @@ class Client(_ClosedOnExit):
         """A forked child gets its own connections (never the parent's TLS sockets) and
         fresh locks; the parent's connections are left to the parent, untouched."""
         self._lock = threading.Lock()
-        self._transport.after_fork_in_child()
+        try:  # new OpenSSL objects: a parent's handshake may hold the old ones' locks
+            ctx = self._ssl_context(self._cert_in_use)
+        except Exception:  # the same PEM built one in the parent; keep that one
+            logger.exception("after a fork: rebuilding the TLS context failed")
+            ctx = None
+        self._transport.after_fork_in_child(ctx)
         if self._config.auth is not None:
             self._config.auth.after_fork_in_child()
 

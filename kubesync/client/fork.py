@@ -3,7 +3,9 @@
 ``os.fork`` (gunicorn's workers, multiprocessing's ``fork`` start method) copies every
 object but only the thread that forked. Two things then go wrong without help: the child
 shares the parent's open TLS connections (two processes writing one TLS stream corrupt it
-for both), and locks held by the parent's other threads stay locked forever in the child.
+for both), and locks held by the parent's other threads stay locked forever in the child
+(OpenSSL's too: a context's trust store and key are locked during a handshake, so the
+child's client builds its own context).
 Objects that care ``register`` here; in the child, right after the fork and while it has
 a single thread, each one's ``_after_fork_in_child()`` runs, so no lock is contended.
 """

@@ -215,16 +215,20 @@ class Transport:
         with self._ssl_lock:
             self._adapter.set_ssl_context(ctx)
 
-    def after_fork_in_child(self) -> None:
+    def after_fork_in_child(self, ssl_context: Optional[ssl.SSLContext] = None) -> None:
         """In a forked child: a new pool, so no TLS connection is shared with the parent.
 
         The inherited connections are closed here, which only drops this process's file
         descriptors: nothing is sent, and no socket is shut down under the parent. The
         child is single-threaded when this runs, so nothing else holds the old locks.
+        ``ssl_context``, a context built in the child, replaces the inherited one: OpenSSL
+        guards a context's trust store and private key with its own locks, and one that
+        a parent's thread held mid-handshake at the fork stays locked in the child.
         """
         self._ssl_lock = threading.Lock()
         old = self._session
-        self._adapter, self._session = self._new_session(self._adapter.ssl_context)
+        ctx = ssl_context if ssl_context is not None else self._adapter.ssl_context
+        self._adapter, self._session = self._new_session(ctx)
         try:
             old.close()
         except _FAILURES:

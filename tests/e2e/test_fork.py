@@ -67,7 +67,14 @@ def test_gunicorn_preload_workers_each_see_a_change_made_after_start_and_stop_cl
                 answered[pid] = body
             return len(answered) >= 2
 
-        eventually(every_worker_sees_it, 120, "both workers answer with the new Deployment")
+        try:
+            eventually(every_worker_sees_it, 120, "both workers answer with the new Deployment")
+        except AssertionError:
+            proc.kill()
+            out, _ = proc.communicate()
+            raise AssertionError(
+                f"only workers {sorted(answered)} answered with the new Deployment; gunicorn "
+                "said:\n" + out.decode(errors="replace")[-4000:]) from None
         assert all(b'"version":"v7"' in b.replace(b" ", b"") for b in answered.values())
         assert str(proc.pid) not in answered  # workers answered, not the master
         code, _, body = _get(f"{base}/kube/readyz")
