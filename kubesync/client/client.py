@@ -255,6 +255,10 @@ class Client(_ClosedOnExit):
     @classmethod
     def from_config(cls, config: Optional[Config] = None, **options: Any) -> Client:
         """A client for ``config``, or for ``Config.infer()`` when None."""
+        if config is not None and not isinstance(config, Config):
+            raise TypeError(
+                f"Client.from_config takes a Config, not {type(config).__name__}: for a "
+                "kubeconfig file use Config.from_kubeconfig(path)")
         return cls(Config.infer() if config is None else config, **options)
 
     @property
@@ -576,6 +580,7 @@ class Client(_ClosedOnExit):
             client_cert=cert,
             insecure=c.insecure_skip_tls_verify,
             source=c.source,
+            public_roots=not c.server.lower().startswith("http://"),
         )
 
     def _report_warnings(self, response: Response) -> None:

@@ -19,10 +19,11 @@ import re
 import selectors
 import socket
 import ssl
-from typing import List, Literal, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Literal, Optional, Sequence, Tuple
 from urllib.parse import unquote, urlsplit
 
-import websocket
+if TYPE_CHECKING:  # imported where a WebSocket is made: most programs never exec or forward
+    import websocket
 
 from kubesync.client.transport import decode_status, retry_after
 from kubesync.errors import (
@@ -98,6 +99,8 @@ class WebSocket:
         The connection ending without a close frame (or inside a frame) raises
         ``TransportError``.
         """
+        import websocket
+
         try:
             opcode, frame = self._ws.recv_data_frame(True)
         except Exception as exc:
@@ -148,6 +151,8 @@ def connect(
     A refused upgrade raises its ``ApiError``; the server choosing none of
     ``subprotocols`` raises ``ProtocolError``; anything else a ``TransportError``.
     """
+    import websocket
+
     lines: List[str] = []
     for name, value in headers:
         if any(c in f"{name}{value}" for c in "\r\n\0"):
@@ -236,6 +241,8 @@ def _refused(exc: websocket.WebSocketBadStatusException, url: str) -> ApiError:
 
 def websocket_error(exc: BaseException, url: str, *, opening: bool = False) -> TransportError:
     """Our exception for a websocket-client/socket/TLS failure (its text without secrets)."""
+    import websocket
+
     text = _USERINFO.sub(r"\1***@", str(exc) or type(exc).__name__)
     cls: type = TransportError
     if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):

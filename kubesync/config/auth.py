@@ -12,7 +12,6 @@ import base64
 import datetime
 import logging
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -255,6 +254,8 @@ class ExecAuth(Auth):
             {"apiVersion": spec.api_version, "kind": "ExecCredential", "spec": info}
         ).decode()
         logger.debug("running exec credential plugin %s", spec.command)
+        import subprocess  # here: most configs run no plugin, and it is costly to import
+
         try:
             # Interactive: the plugin may prompt, so it gets our terminal; else stdin is
             # closed and stderr captured for the error message.

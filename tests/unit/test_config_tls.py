@@ -77,3 +77,16 @@ def test_invalid_ca_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         ssl_context(ca_pem=b"not a certificate")
     assert info.value.key == "certificate-authority"
+
+
+def test_a_plain_http_server_gets_no_public_roots_and_https_without_a_ca_does() -> None:
+    from kubesync import Client, Config
+
+    plain = Client(Config(server="http://127.0.0.1:1"))
+    secure = Client(Config(server="https://127.0.0.1:1"))
+    try:
+        assert plain._transport.ssl_context.cert_store_stats()["x509_ca"] == 0
+        assert secure._transport.ssl_context.cert_store_stats()["x509_ca"] > 0
+    finally:
+        plain.close()
+        secure.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -112,6 +113,27 @@ def test_import_kubesync_leaves_the_runtime_unloaded_until_conditions_is_used() 
     assert out == ["False", "True"]
 
 
+def test_a_client_from_a_kubeconfig_imports_no_websocket_or_subprocess_until_used(
+    tmp_path: Any,
+) -> None:
+    # Both cost import time in every script; only exec/attach/port-forward and exec
+    # credential plugins need them.
+    config = tmp_path / "config"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n")
+    code = ("import sys, kubesync; kubesync.Client.from_config(); "
+            "print(sorted(m for m in ('websocket', 'subprocess') if m in sys.modules)); "
+            "import kubesync.client.wstransport as w; w.websocket_error(OSError('x'), 'u'); "
+            "print('websocket' in sys.modules)")
+    env = dict(os.environ, KUBECONFIG=str(config))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout.split("\n")
+    assert out[:2] == ["[]", "True"]
+
+
 @pytest.mark.parametrize("module, function", [("loader", "load"), ("dumper", "dump"),
                                               ("applier", "apply")])
 def test_manifests_functions_do_not_hide_their_modules(module: str, function: str) -> None:
@@ -134,3 +156,8 @@ def test_what_runtime_users_catch_and_build_is_exported(name: str, home: str) ->
 
     assert name in kubesync.runtime.__all__
     assert getattr(kubesync.runtime, name) is getattr(importlib.import_module(home), name)
+
+
+def test_client_from_config_given_a_path_says_what_it_takes() -> None:
+    with pytest.raises(TypeError, match=r"takes a Config, not str.*Config.from_kubeconfig"):
+        kubesync.Client.from_config("~/.kube/config")  # type: ignore[arg-type]
