@@ -18,8 +18,9 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, Mapping, Optional
 
-from kubesync.client.wstransport import WebSocket
-from kubesync.errors import KubeError, ProtocolError, RequestTimeout
+from kubesync.client import fork
+from kubesync.client.wstransport import FORKED, WebSocket
+from kubesync.errors import KubeError, ProtocolError, RequestTimeout, UsageError
 
 __all__ = ["ChannelStream", "Pipe", "ReadStream"]
 
@@ -49,6 +50,13 @@ class Pipe:
         self._eof = False
         self._error: Optional[KubeError] = None
         self._closed = False
+
+    def end_in_forked_child(self, error: KubeError) -> None:
+        """In a forked child, where no reader feeds it: readers get ``error`` at once
+        (never what the parent's reader buffered, which the parent reads)."""
+        self._cond = threading.Condition()  # a parent's thread may have held the old one
+        self._buf = bytearray()
+        self._eof, self._error = True, error
 
     def feed(self, data: bytes) -> None:
         """Add ``data``; waits while the buffer is full (until read from or closed)."""
@@ -161,7 +169,18 @@ class ChannelStream:
         self.ended = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"kubesync-{name}-{next(_numbers)}", daemon=True)
+        fork.register(self)
         self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The reader thread stayed in the parent: end every channel here, with a reason.
+        error = UsageError(f"{FORKED} ({self.ws.url})")
+        for pipe in self._pipes.values():
+            pipe.end_in_forked_child(error)
+        self._stop = threading.Event()
+        self._stop.set()
+        self.ended = threading.Event()
+        self.ended.set()
 
     @property
     def thread_name(self) -> str:

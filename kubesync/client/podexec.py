@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Tuple, Type, Un
 
 import attrs
 
+from kubesync.client import fork
 from kubesync.client.channels import PIPE_LIMIT, ChannelStream, Pipe, ReadStream
 from kubesync.client.pods import require_pods
+from kubesync.client.wstransport import FORKED
 from kubesync.core import json
 from kubesync.core.request import RequestBuilder
 from kubesync.errors import (
@@ -145,6 +147,14 @@ class ExecProcess:
             ws, {STDOUT: self._out, STDERR: self._err, ERROR: self._status_pipe},
             name=f"{subresource}-{name}", on_end=self._ended, deadline=deadline,
             deadline_text=f"{self._what} did not finish within {timeout or 0:g} s")
+        fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The reader thread stayed in the parent (the stream ends its pipes): wait() then
+        # raises in the child instead of waiting for that thread for ever.
+        self._lock = threading.Lock()
+        if self._status is None and self._error is None:
+            self._error = UsageError(f"{FORKED} ({self._url})")
 
     # -- the reader thread's end ---------------------------------------------------------
 

@@ -20,6 +20,7 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, List, Optional, Set, Type, Union
 
+from kubesync.client import fork
 from kubesync.client.channels import PIPE_LIMIT, ChannelStream, Pipe
 from kubesync.client.pods import require_pods
 from kubesync.core.request import RequestBuilder
@@ -309,7 +310,21 @@ class PortForward:
         self._thread = threading.Thread(
             target=self._serve, daemon=True,
             name=f"kubesync-port-forward-{name}-{port}-listener-{next(_numbers)}")
+        fork.register(self)
         self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The listener and its connections keep running in the parent. The child only
+        # drops its copies of their sockets: no wake-up byte (the parent's listener would
+        # read it and stop), no shutdown of a connection under the parent.
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        for conn in self._connections:
+            conn._sock.close()
+        self._connections = set()
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            sock.close()
 
     @property
     def address_text(self) -> str:
@@ -353,7 +368,8 @@ class PortForward:
             return sum(1 for c in self._connections if c.alive())
 
     def stop(self) -> None:
-        """Close the listener and every connection; join all their threads."""
+        """Close the listener and every connection; join all their threads (in a forked
+        child, where they do not run, nothing is left to do: the parent's keep going)."""
         if self._stopped.is_set():
             return
         self._stopped.set()

@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 if TYPE_CHECKING:  # imported where a WebSocket is made: most programs never exec or forward
     import websocket
 
+from kubesync.client import fork
 from kubesync.client.transport import decode_status, retry_after
 from kubesync.errors import (
     ApiError,
@@ -44,6 +45,11 @@ Kind = Literal["data", "control", "close"]
 
 _USERINFO = re.compile(r"(://)[^/@\s]+@")
 
+#: Why a WebSocket (an exec, attach or port-forward) opened before ``os.fork()`` refuses
+#: in the child: the connection, and the thread reading it, belong to the parent.
+FORKED = ("this exec/attach/port-forward stream was opened before os.fork() and belongs to "
+          "the parent process; open a new one in the child")
+
 
 class WebSocket:
     """One open WebSocket: whole binary messages out and in, failures as our errors.
@@ -59,9 +65,20 @@ class WebSocket:
         self.read_timeout = read_timeout
         self.subprotocol: str = ws.getsubprotocol() or ""
         self._closed = False
+        self._forked = False
+        fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The connection is the parent's: the child may only drop its copy of the socket.
+        self._forked = True
+
+    def _refuse_if_forked(self) -> None:
+        if self._forked:
+            raise UsageError(f"{FORKED} ({self.url})")
 
     def send(self, data: bytes) -> None:
         """Send ``data`` as one binary message."""
+        self._refuse_if_forked()
         if self._closed:
             raise TransportError("the WebSocket is closed", method="GET", url=self.url)
         try:
@@ -71,6 +88,7 @@ class WebSocket:
 
     def ping(self) -> None:
         """Send a ping; the server's pong shows the connection is alive."""
+        self._refuse_if_forked()
         if self._closed:
             return
         try:
@@ -101,6 +119,7 @@ class WebSocket:
         """
         import websocket
 
+        self._refuse_if_forked()
         try:
             opcode, frame = self._ws.recv_data_frame(True)
         except Exception as exc:
@@ -120,6 +139,10 @@ class WebSocket:
             return
         self._closed = True
         sock = self._ws.sock
+        if self._forked:  # never shut down, nor send a close frame on, the parent's stream
+            if sock is not None:
+                sock.close()
+            return
         if sock is not None:
             try:  # wakes a reader blocked in readable() or receive(); close() alone does not
                 sock.shutdown(socket.SHUT_RDWR)

@@ -25,6 +25,8 @@ from typing import (
     Tuple,
 )
 
+from kubesync.client import fork
+from kubesync.errors import UsageError
 from kubesync.runtime.metrics import controller_samples
 from kubesync.runtime.threads import join_thread
 
@@ -164,8 +166,22 @@ class HealthServer:
             host, port, app, handler_class=_QuietHandler)
         self.port: int = self._server.server_address[1]
         self._thread: Optional[threading.Thread] = None
+        self._forked_while_serving = False
+        fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        # The serving thread stayed in the parent: close this process's copy of the
+        # socket (the parent keeps serving on it) instead of pretending to serve.
+        if self._thread is not None:
+            self._thread = None
+            self._forked_while_serving = True
+            self._server.socket.close()
 
     def start(self) -> HealthServer:
+        if self._forked_while_serving:
+            raise UsageError(
+                f"this HealthServer on port {self.port} was serving when the process forked;"
+                " it keeps serving in the parent: create a new one in the child")
         if self._thread is None:
             self._thread = threading.Thread(target=self._server.serve_forever, args=(0.5,),
                                             name=f"kubesync-health-{self.port}", daemon=True)
@@ -173,7 +189,8 @@ class HealthServer:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop serving, close the socket and join the thread."""
+        """Stop serving, close the socket and join the thread (in a forked child, which
+        does not serve, only the child's copy of the socket is closed)."""
         if self._thread is not None:
             self._server.shutdown()
             join_thread(self._thread, timeout, log)

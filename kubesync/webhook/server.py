@@ -17,6 +17,7 @@ import ssl
 import threading
 from typing import Any, Dict, Optional, Tuple, Union
 
+from kubesync.client import fork
 from kubesync.errors import KubeError, UsageError
 from kubesync.runtime.threads import join_thread, unique_name
 from kubesync.webhook.app import WebhookApp
@@ -109,6 +110,7 @@ class WebhookServer:
         self.host = host
         self._port = port
         self.request_timeout = request_timeout
+        self._max_connections = max_connections
         self._slots = threading.BoundedSemaphore(max_connections)
         self._lock = threading.Lock()
         self._server: Optional[_TlsServer] = None
@@ -117,6 +119,21 @@ class WebhookServer:
         self._context: Optional[ssl.SSLContext] = None
         self._stamp: Optional[Tuple[Any, ...]] = None
         self._stopping = threading.Event()
+        fork.register(self)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child's copy serves nothing (its threads did not survive the fork): it
+        closes its copies of the sockets, never shutting them down under the parent, so
+        ``stop()`` in the child returns at once and ``start()`` binds anew."""
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self._max_connections)
+        self._stopping = threading.Event()
+        server, self._server, self._thread = self._server, None, None
+        for sock in self._connections.values():
+            _close(sock)
+        self._connections = {}
+        if server is not None:
+            _close(server.socket)
 
     def __repr__(self) -> str:
         state = "serving" if self._thread is not None else "stopped"

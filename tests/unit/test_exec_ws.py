@@ -450,3 +450,30 @@ def test_stdin_for_a_command_that_exits_without_reading_it_is_no_error() -> None
     with FakeExecServer(script) as server:
         result = pods(server).exec("web", ["true"], stdin=b"x" * (1 << 20))
     assert (result.stdout, result.returncode) == (b"done\n", 0)
+
+
+def test_a_stream_opened_before_a_fork_refuses_in_the_child_and_lives_on_in_the_parent(
+) -> None:
+    from tests.unit.test_fork import in_child
+
+    with FakeExecServer(echo_stdin) as server:
+        with pods(server).exec_stream("web", ["cat"], stdin=True) as proc:
+            assert proc.stdin is not None
+            proc.stdin.write(b"one\n")
+            assert proc.stdout.readline() == b"one\n"
+
+            def child() -> None:  # every call raises at once, naming why: none waits
+                with pytest.raises(errors.UsageError, match="before os.fork"):
+                    proc.stdout.read()
+                with pytest.raises(errors.UsageError, match="before os.fork"):
+                    proc.wait(30)
+                assert proc.stdin is not None
+                with pytest.raises(errors.UsageError, match="before os.fork"):
+                    proc.stdin.write(b"from the child\n")
+                proc.close()  # drops the child's copy only
+
+            in_child(child, timeout=20)
+            proc.stdin.write(b"two\n")  # the parent's session was never touched
+            assert proc.stdout.readline() == b"two\n"
+            proc.stdin.close()
+            assert proc.wait(5) == 0

@@ -6,6 +6,7 @@ import threading
 import urllib.request
 from typing import Any
 
+import pytest
 from flask import Flask
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
@@ -58,3 +59,22 @@ def test_the_standalone_server_thread_is_named_answers_and_is_joined_on_stop() -
         with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=10) as r:
             assert r.status == 200 and b"[+]store x loading" in r.read()
     assert not any(t.name == name for t in threading.enumerate())
+
+
+def test_a_server_serving_at_a_fork_keeps_serving_in_the_parent_and_refuses_in_the_child(
+) -> None:
+    from kubesync.errors import UsageError
+    from tests.unit.test_fork import in_child
+
+    writer: StoreWriter[Any] = StoreWriter()
+    server = HealthServer(HealthApp(stores={"x": writer.store}), host="127.0.0.1", port=0)
+    url = f"http://127.0.0.1:{server.port}/healthz"
+    with server:
+        def child() -> None:
+            with pytest.raises(UsageError, match="create a new one in the child"):
+                server.start()
+            server.stop(timeout=5)  # returns: it never waits for a thread it does not have
+
+        in_child(child, timeout=20)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200

@@ -280,3 +280,25 @@ def test_no_token_in_reprs(caplog: pytest.LogCaptureFixture) -> None:
                 stream.recv(1)
             texts = [repr(stream), str(info.value), caplog.text]
     assert all(TOKEN not in t for t in texts)
+
+
+def test_a_forward_started_before_a_fork_keeps_forwarding_in_the_parent_after_the_childs_stop(
+) -> None:
+    from tests.unit.test_fork import in_child
+
+    with FakeExecServer(forward(), offer=SUBPROTOCOLS, connections=2) as server:
+        with pods(server).port_forward("web", PORT) as pf:
+            with socket.create_connection((pf.address, pf.local_port), timeout=10) as c:
+                c.sendall(b"before")
+                assert recv_exactly(c, 6) == b"BEFORE"
+
+                def child() -> None:
+                    pf.stop()  # returns at once: nothing of it runs in the child
+                    assert "stopped" in repr(pf)
+
+                in_child(child, timeout=20)
+                c.sendall(b"after")  # the open connection was not shut down under us
+                assert recv_exactly(c, 5) == b"AFTER"
+            with socket.create_connection((pf.address, pf.local_port), timeout=10) as c2:
+                c2.sendall(b"new")  # and the listener still accepts
+                assert recv_exactly(c2, 3) == b"NEW"

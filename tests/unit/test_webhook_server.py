@@ -155,3 +155,22 @@ def test_a_missing_certificate_fails_start_naming_the_files(tmp_path: Path) -> N
                            key_file=tmp_path / "c.key", host="127.0.0.1", port=0)
     with pytest.raises(KubeError, match=r"cannot load the webhook certificate .*c\.crt"):
         server.start()
+
+
+def test_stop_in_a_forked_child_returns_and_leaves_the_parent_serving(served: Any) -> None:
+    from tests.unit.test_fork import in_child
+
+    server, ctx, _ = served
+    conn = _connect(server, ctx)
+    assert _post(conn, json.dumps(REVIEW).encode())[0] == 200  # an open keep-alive connection
+
+    def child() -> None:
+        assert server.stop(timeout=5) is True  # nothing runs here; nothing shut down
+        assert "stopped" in repr(server)
+
+    in_child(child, timeout=20)
+    assert _post(conn, json.dumps(REVIEW).encode())[0] == 200  # the same connection lives
+    fresh = _connect(server, ctx)
+    assert _post(fresh, json.dumps(REVIEW).encode())[0] == 200
+    fresh.close()
+    conn.close()
