@@ -463,12 +463,12 @@ def test_a_stream_opened_before_a_fork_refuses_in_the_child_and_lives_on_in_the_
             assert proc.stdout.readline() == b"one\n"
 
             def child() -> None:  # every call raises at once, naming why: none waits
-                with pytest.raises(errors.UsageError, match="before os.fork"):
+                with pytest.raises(errors.UsageError, match=r"before os\.fork"):
                     proc.stdout.read()
-                with pytest.raises(errors.UsageError, match="before os.fork"):
+                with pytest.raises(errors.UsageError, match=r"before os\.fork"):
                     proc.wait(30)
                 assert proc.stdin is not None
-                with pytest.raises(errors.UsageError, match="before os.fork"):
+                with pytest.raises(errors.UsageError, match=r"before os\.fork"):
                     proc.stdin.write(b"from the child\n")
                 proc.close()  # drops the child's copy only
 
