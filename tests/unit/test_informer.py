@@ -103,7 +103,7 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
     go = threading.Event()  # the changes come once both consumers are in
 
     def changes() -> Iterator[Any]:
-        assert go.wait(10)
+        assert go.wait(60)
         yield from live
 
     api.streams = [lambda: FakeStream(changes()), blocking_stream(stop)]
@@ -112,7 +112,7 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
     slow, fast = Collect(), Collect()
 
     def blocked(ev: Any) -> None:
-        assert gate.wait(10)
+        assert gate.wait(60)
         slow(ev)
 
     s_slow = inf.subscribe(blocked, queue_size=4)
@@ -120,7 +120,7 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
     go.set()
     try:
         # The fast consumer gets everything while the slow one is stuck on its first event.
-        eventually(lambda: len(fast.names()) == 5 + 50, timeout=10, what="fast consumer")
+        eventually(lambda: len(fast.names()) == 5 + 50, timeout=60, what="fast consumer")
         assert s_slow.resyncs >= 1
         gate.set()
 
@@ -131,7 +131,7 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
 
         # It ends with the current state (each object at its last value), by way of a
         # resync (a second Init) instead of all 50 changes.
-        eventually(lambda: replayed() == {"o0": 48, "o1": 49, "o2": 47}, timeout=10,
+        eventually(lambda: replayed() == {"o0": 48, "o1": 49, "o2": 47}, timeout=60,
                    what="the slow consumer to catch up")
         assert any(isinstance(e, Init) for e in slow.events[1:])
         assert len(slow.events) < 5 + 50
