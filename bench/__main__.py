@@ -33,6 +33,7 @@ from bench import (
     portforward,
     reflector,
     results,
+    scale,
     seed,
     startup,
     watch,
@@ -56,13 +57,14 @@ WORKLOADS = {
     reflector.NAME: reflector,
     podexec.NAME: podexec,
     portforward.NAME: portforward,
+    scale.NAME: scale,
 }
 #: These talk to a pod, so the cluster gets a node (and its controller manager).
 NODE_WORKLOADS = {podexec.NAME, portforward.NAME}
 #: Which seeded namespace each workload reads ("list": 5000 objects; "store": 10k).
 SEEDS = {"list": "list", "decode": "list", "fresh": "list", "instructions": "list",
          "watch": "list", "controller": "list", "memory": "store",
-         "reflector": "store", "startup": None, "exec": None, "portforward": None}
+         "reflector": "store", "startup": None, "exec": None, "portforward": None, "scale": None}
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 

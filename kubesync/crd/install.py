@@ -134,6 +134,10 @@ def install(
     raises ``FeatureUnavailable`` before anything is sent. Raises ``CrdNotAccepted`` if
     the server refuses the names, ``CrdWaitTimeout``
     after ``timeout`` seconds (see ``wait_established``).
+
+    Re-installing a CRD that is Established already returns at once, but the API server
+    applies a changed schema a moment later (nothing in the CRD's status says when): a
+    write right after an upgrade may still be pruned by the old schema.
     """
     from kubesync.client.api import Api
     from kubesync.models.apiextensions_v1 import CustomResourceDefinition

@@ -23,6 +23,7 @@ from kubesync.crd import install, uninstall, wait_established
 from kubesync.errors import KubeWarning
 from kubesync.models.apiextensions_v1 import CustomResourceDefinition
 from kubesync.models.meta_v1 import ObjectMeta
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -132,6 +133,12 @@ def test_a_field_the_module_does_not_name_survives_get_then_replace(
         raw = Api(kube_client, resource, namespace=kube_namespace)
         body = encode(_plan(modules["v2"], "upgraded"))
         body["spec"]["compression"] = {"level": 9}
+
+        def new_schema_served() -> bool:  # an updated CRD's schema applies a moment later
+            made = raw.create(DynamicObject(copy.deepcopy(body), resource), dry_run=True)
+            return "compression" in made["spec"]
+
+        eventually(new_schema_served, 30, "the CRD's new schema to be served")
         raw.create(DynamicObject(body, resource))
         api = Api(kube_client, modules["v2"].BackupPlan, namespace=kube_namespace)
         plan = api.get("upgraded")
