@@ -35,6 +35,7 @@ from kubesync.runtime.reconcile import (
 )
 from kubesync.runtime.recorder import Recorder
 from kubesync.runtime.reflector import drop_managed_fields, reflect, start_reflector
+from kubesync.runtime.sharding import HashRing, Sharding
 from kubesync.runtime.store import Store, StoreStopped, StoreWriter, private_copy
 from kubesync.runtime.wait import WaitTimeout, await_condition
 from kubesync.runtime.watcher import (
@@ -71,6 +72,7 @@ __all__ = [
     "Delete",
     "Event",
     "ExponentialBackoff",
+    "HashRing",
     "Init",
     "InitApply",
     "InitDone",
@@ -81,6 +83,7 @@ __all__ = [
     "QueueShutDown",
     "ReconcileTimeout",
     "Recorder",
+    "Sharding",
     "SharedInformer",
     "SharedInformerFactory",
     "Store",

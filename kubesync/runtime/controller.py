@@ -30,11 +30,18 @@ import attrs
 
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.objectref import ObjectRef
-from kubesync.core.params import Selector
+from kubesync.core.params import Selector, selector_string
 from kubesync.errors import KubeError
 from kubesync.runtime.informer import SharedInformer, Subscription, informer_for, subscribe_to
 from kubesync.runtime.queue import PRIORITY_LOW, PRIORITY_NORMAL, QueueShutDown, WorkQueue
 from kubesync.runtime.reconcile import Deadline, TerminalError, _set_deadline
+from kubesync.runtime.sharding import (
+    Sharder,
+    Sharding,
+    delete_member_lease,
+    labels_of,
+    release,
+)
 from kubesync.runtime.store import Store, StoreStopped
 from kubesync.runtime.threads import join_thread, unique_name
 from kubesync.runtime.watcher import (
@@ -103,6 +110,8 @@ class _Metrics:
     in_flight: int = 0
     terminal_errors: int = 0
     timeouts: int = 0
+    shard_releases: int = 0
+    shard_skipped: int = 0
 
 
 class Controller(Generic[K]):
@@ -128,6 +137,11 @@ class Controller(Generic[K]):
     while it runs. ``debounce`` (seconds) batches a burst of changes to one object into one
     reconcile, at most that long after the first. Raise ``TerminalError`` from a reconcile
     for a failure not worth retrying.
+
+    ``sharding`` (a ``Sharding``) spreads the objects over the replicas that run this
+    controller with the same ``Sharding.name``: each reconciles, watches and caches only
+    the objects labelled for it (see ``kubesync.runtime.sharding``). It replaces
+    ``leader_elector``: every replica works, none stands by.
     Threads are named ``kubesync-controller-<plural>-<n>...``, ``n`` unique in the process.
     """
 
@@ -146,6 +160,7 @@ class Controller(Generic[K]):
         shared: bool = True,
         reconcile_timeout: Optional[float] = None,
         debounce: Optional[float] = None,
+        sharding: Optional[Sharding] = None,
     ):
         if reconcile_timeout is not None and reconcile_timeout <= 0:
             raise ValueError("reconcile_timeout must be positive (or None for no deadline)")
@@ -159,6 +174,14 @@ class Controller(Generic[K]):
         self._running_since: Dict[str, float] = {}
         self._config = watcher_config(config, label_selector=label_selector,
                                       field_selector=field_selector)
+        self._sharding = sharding
+        self._sharder: Optional[Sharder] = None
+        # The sharder labels what the unsharded query matches; our watch, only our part.
+        self._unsharded_config = self._config
+        if sharding is not None:
+            own = selector_string(self._config.label_selector)
+            mine = f"{own},{sharding.selector}" if own else sharding.selector
+            self._config = watcher_config(self._config, label_selector=mine)
         self._changed: Optional[PredicateFilter[K]] = (
             PredicateFilter(predicate) if predicate is not None else None
         )
@@ -254,6 +277,11 @@ class Controller(Generic[K]):
 
     def _on_main_event(self, ev: Any) -> None:
         # The informer wrote the store before handing the event on: reconcile reads it.
+        if (self._sharding is not None and isinstance(ev, (InitApply, Apply))
+                and self._sharding.drain_label in labels_of(ev.object)):
+            # Asked to let it go: a label change no predicate would let through.
+            self.queue.add(ObjectRef.of(ev.object), PRIORITY_NORMAL)
+            return
         if self._changed is not None and not self._changed(ev):
             return
         if isinstance(ev, (InitApply, Apply)):
@@ -283,13 +311,21 @@ class Controller(Generic[K]):
         """Start watchers and ``workers`` worker threads in the background."""
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if self._sharding is not None and leader_elector is not None:
+            raise KubeError("a sharded controller takes no leader_elector: every replica "
+                            "works on its own shard (the sharder elects itself)")
         with self._lock:
             if self._started:
                 raise KubeError("this controller was started already")
             self._started = True
         self._elector = leader_elector
-        if leader_elector is not None:
-            leader_elector.start()
+        if self._sharding is not None:
+            # Our own Lease is our membership: workers pick keys only while it is renewed.
+            self._elector = self._sharding.member_elector(self.api.client, self._clock)
+            self._sharder = Sharder(self.api, self._unsharded_config, self._sharding,
+                                    clock=self._clock, shared=self._shared)
+        if self._elector is not None:
+            self._elector.start()
         main = subscribe_to(self.api, self._config, self._on_main_event,
                             informer=self._informer, shared=self._shared,
                             transform=self._transform, name=self.name, clock=self._clock)
@@ -311,6 +347,8 @@ class Controller(Generic[K]):
                                  daemon=True)
             self._threads.append(t)
             t.start()
+        if self._sharder is not None:
+            self._sharder.start()
         return self
 
     def run(
@@ -382,8 +420,14 @@ class Controller(Generic[K]):
                 join_thread(t, max(0.0, deadline - clock.monotonic()), log)
             for sub in self._subscriptions:
                 sub.stop(max(0.0, deadline - clock.monotonic()))
+            if self._sharder is not None:
+                self._sharder.stop(max(0.0, deadline - clock.monotonic()))
             if self._elector is not None:
                 self._elector.stop()
+            if self._sharding is not None:
+                # Nothing of ours runs any more: let the sharder move our objects now,
+                # instead of a lease duration later.
+                delete_member_lease(self.api.client, self._sharding)
             self._stopped.set()
 
     @property
@@ -400,6 +444,8 @@ class Controller(Generic[K]):
     def healthy(self) -> bool:
         """Started, not stopping, and every watcher and worker thread still alive."""
         if not self._started or self._stopping.is_set():
+            return False
+        if self._sharder is not None and not self._sharder.alive:
             return False
         subs = self._subscriptions
         return all(s.alive for s in subs) and all(t.is_alive() for t in self._threads)
@@ -436,6 +482,8 @@ class Controller(Generic[K]):
         obj = self.store.get(ref.name, ref.namespace)
         if obj is None:
             self.queue.forget(ref)  # gone: nothing to reconcile
+            return
+        if self._sharding is not None and not self._own(ref, obj):
             return
         worker = threading.current_thread().name
         started = self._clock.monotonic()
@@ -490,6 +538,36 @@ class Controller(Generic[K]):
                 action = Action.retry_with_backoff()
         self._schedule(ref, priority, action)
 
+    def _own(self, ref: ObjectRef, obj: Any) -> bool:
+        """Whether ``obj`` is ours to reconcile now; if a drain asks for it, let it go.
+
+        The queue hands a key to one worker at a time, so when this runs no reconcile of
+        the key is in flight here: removing our label is then safe."""
+        sharding = self._sharding
+        assert sharding is not None
+        labels = labels_of(obj)
+        if labels.get(sharding.shard_label) != sharding.member_id:
+            # Moved away while our store has not heard yet: never reconcile it.
+            self.queue.forget(ref)
+            with self._lock:
+                self._metrics.shard_skipped += 1
+            return False
+        if sharding.drain_label not in labels:
+            return True
+        try:
+            released = release(self.api, obj, sharding)
+        except KubeError as e:
+            log.warning("letting %s go to another shard failed: %s", ref, e)
+            self.queue.add_rate_limited(ref, PRIORITY_NORMAL)
+            return False
+        self.queue.forget(ref)
+        self.queue.cancel_earlier_delays(ref)
+        if released:
+            log.debug("let %s go to another shard", ref)
+            with self._lock:
+                self._metrics.shard_releases += 1
+        return False
+
     def _schedule(self, ref: ObjectRef, priority: int, action: Optional[Action]) -> None:
         if action is not None and action.backoff:
             self.queue.add_rate_limited(ref, priority)
@@ -522,4 +600,14 @@ class Controller(Generic[K]):
         m["queue_delayed"] = self.queue.delayed
         m["store_size"] = len(self.store)
         m["leading"] = self._elector.is_leader if self._elector is not None else True
+        if self._sharding is not None:
+            m["shard_member"] = self._sharding.member_id
+            m["shard_objects"] = m["store_size"]
+            sharder = self._sharder.metrics() if self._sharder is not None else {}
+            m["sharder_leading"] = bool(sharder.get("leading", False))
+            m["shard_members"] = sharder.get("members", 0)
+            m["shard_assignments"] = sharder.get("assignments", 0)
+            m["shard_reassignments"] = sharder.get("reassignments", 0)
+            m["shard_drains"] = sharder.get("drains", 0)
+            m["shard_conflicts"] = sharder.get("conflicts", 0)
         return m

@@ -15,7 +15,7 @@ import socket
 import threading
 import uuid
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from kubesync.core.clock import SYSTEM_CLOCK, Clock, as_clock
 from kubesync.errors import AlreadyExists, Conflict, KubeError, NotFound
@@ -67,6 +67,8 @@ class LeaderElector:
     ``on_stopped_leading`` and the elector campaigns again. ``stop()`` releases the lease
     if we hold it (so another candidate takes over at once) and joins the thread.
 
+    ``labels`` go on the Lease (a sharded controller's members are found by them).
+
     Thread-safe. Callbacks run in the elector's thread, outside its lock. Time is read and
     waited for through ``clock`` (a ``kubesync.core.clock.Clock``): its ``monotonic()``
     judges expiry, its ``now()`` stamps the Lease.
@@ -86,6 +88,7 @@ class LeaderElector:
         on_stopped_leading: Optional[Callable[[], None]] = None,
         clock: Union[Clock, Callable[[], float]] = SYSTEM_CLOCK,
         wall_clock: Optional[Callable[[], dt.datetime]] = None,
+        labels: Optional[Mapping[str, str]] = None,
     ):
         if not lease_duration > renew_deadline > retry_period > 0:
             raise ValueError("need lease_duration > renew_deadline > retry_period > 0")
@@ -99,6 +102,8 @@ class LeaderElector:
         self.lease_duration = lease_duration
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
+        # Put on the Lease when we create it (and kept on it), so others can select it.
+        self.labels: Dict[str, str] = dict(labels or {})
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
         if not isinstance(clock, Clock):
@@ -162,7 +167,8 @@ class LeaderElector:
             lease = self.api.get_opt(self.name)
             if lease is None:
                 fresh = Lease(
-                    metadata=ObjectMeta(name=self.name, namespace=self.namespace),
+                    metadata=ObjectMeta(name=self.name, namespace=self.namespace,
+                                        labels=dict(self.labels) or None),
                     spec=LeaseSpec(
                         holder_identity=self.identity,
                         lease_duration_seconds=int(self.lease_duration),
@@ -184,6 +190,8 @@ class LeaderElector:
             spec.lease_duration_seconds = int(self.lease_duration)
             spec.renew_time = wall
             lease.spec = spec
+            if self.labels and lease.metadata is not None:
+                lease.metadata.labels = {**(lease.metadata.labels or {}), **self.labels}
             self.api.replace(self.name, lease)  # carries the resourceVersion we read
             self._observe(spec, now)
             return True

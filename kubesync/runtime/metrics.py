@@ -31,7 +31,7 @@ def controller_samples(controller: Controller[Any]) -> List[Sample]:
     """The numbers of ``controller.metrics()`` as metrics; the one list both the
     prometheus_client collector and the health app's ``/metrics`` page show."""
     m = controller.metrics()
-    return [
+    samples = [
         Sample("reconciles", "counter", "Reconciles run", m["reconciles"]),
         Sample("reconcile_errors", "counter", "Reconciles that raised", m["errors"]),
         Sample("reconcile_terminal_errors", "counter",
@@ -51,6 +51,25 @@ def controller_samples(controller: Controller[Any]) -> List[Sample]:
         Sample("leading", "gauge", "1 while this replica leads (or runs without election)",
                1.0 if m["leading"] else 0.0),
     ]
+    if "shard_member" in m:
+        samples += [
+            Sample("shard_objects", "gauge", "Objects labelled for this replica (its store)",
+                   m["shard_objects"]),
+            Sample("shard_releases", "counter",
+                   "Objects this replica let go to another after a drain", m["shard_releases"]),
+            Sample("sharder_leading", "gauge", "1 while this replica runs the sharder",
+                   1.0 if m["sharder_leading"] else 0.0),
+            Sample("shard_members", "gauge", "Live members, as this replica's sharder sees "
+                   "them (0 where it stands by)", m["shard_members"]),
+            Sample("shard_assignments", "counter",
+                   "Objects this replica's sharder gave their first owner", m["shard_assignments"]),
+            Sample("shard_reassignments", "counter",
+                   "Objects this replica's sharder moved from a member that was gone",
+                   m["shard_reassignments"]),
+            Sample("shard_drains", "counter",
+                   "Drains this replica's sharder asked of a live owner", m["shard_drains"]),
+        ]
+    return samples
 
 
 class ControllerCollector:
