@@ -10,6 +10,7 @@ live changes (the queue's priorities), so a restart does not delay what happens 
 from __future__ import annotations
 
 import logging
+import os
 import queue as _queue
 import signal
 import threading
@@ -209,6 +210,7 @@ class Controller(Generic[K]):
         self._metrics = _Metrics()
         self._elector: Optional[LeaderElector] = None
         self._started = False
+        self._started_pid = os.getpid()
 
     @property
     def store(self) -> Store[K]:
@@ -319,6 +321,7 @@ class Controller(Generic[K]):
                 raise KubeError("this controller was started already")
             self._started = True
         self._elector = leader_elector
+        self._started_pid = os.getpid()
         if self._sharding is not None:
             # Our own Lease is our membership: workers pick keys only while it is renewed.
             self._elector = self._sharding.member_elector(self.api.client, self._clock)
@@ -424,9 +427,10 @@ class Controller(Generic[K]):
                 self._sharder.stop(max(0.0, deadline - clock.monotonic()))
             if self._elector is not None:
                 self._elector.stop()
-            if self._sharding is not None:
+            if self._sharding is not None and os.getpid() == self._started_pid:
                 # Nothing of ours runs any more: let the sharder move our objects now,
-                # instead of a lease duration later.
+                # instead of a lease duration later. (Not from a forked child: the Lease
+                # is its parent's, which still works under it.)
                 delete_member_lease(self.api.client, self._sharding)
             self._stopped.set()
 

@@ -453,3 +453,21 @@ def test_the_sharder_thread_stops_and_joins_while_standing_by(sharder: Any) -> N
     assert sharder.alive
     sharder.stop(5)
     assert not sharder._thread.is_alive() and elector.stopped.is_set()
+
+
+def test_a_stop_deletes_the_member_lease_but_never_from_a_forked_child(
+    monkeypatch: Any,
+) -> None:
+    deleted: List[str] = []
+    monkeypatch.setattr("kubesync.runtime.controller.delete_member_lease",
+                        lambda client, sharding: deleted.append(sharding.member_lease))
+    api = FakeApi()
+    api.resource = FakeResource()
+    api.client = None  # type: ignore[attr-defined]
+    child: Controller[Any] = Controller(api, sharding=S, shared=False)  # type: ignore[arg-type]
+    child._started_pid = -1  # started in another process: this one is its forked child
+    child.stop(1)
+    assert deleted == []
+    parent: Controller[Any] = Controller(api, sharding=S, shared=False)  # type: ignore[arg-type]
+    parent.stop(1)
+    assert deleted == ["web-shard-a"]
