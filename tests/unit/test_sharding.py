@@ -471,3 +471,16 @@ def test_a_stop_deletes_the_member_lease_but_never_from_a_forked_child(
     parent: Controller[Any] = Controller(api, sharding=S, shared=False)  # type: ignore[arg-type]
     parent.stop(1)
     assert deleted == ["web-shard-a"]
+
+
+def test_a_sharded_controller_shows_its_shard_in_the_metrics_samples() -> None:
+    from kubesync.runtime.metrics import controller_samples
+
+    api = FakeApi()
+    api.resource = FakeResource()
+    plain: Controller[Any] = Controller(api, shared=False)  # type: ignore[arg-type]
+    assert not [s for s in controller_samples(plain) if "shard" in s.name]
+    ctl: Controller[Any] = Controller(api, sharding=S, shared=False)  # type: ignore[arg-type]
+    names = {s.name: s.value for s in controller_samples(ctl)}
+    assert names["shard_objects"] == 0 and names["sharder_leading"] == 0.0
+    assert {"shard_members", "shard_reassignments", "shard_drains", "shard_releases"} <= set(names)
