@@ -181,6 +181,28 @@ def test_replicas_share_the_objects_and_hand_over_on_kill_and_on_stop(
     assert leases.get_opt(Sharding(name=NAME, namespace=kube_namespace,
                                   member_id=survivor).member_lease) is None
 
+    # The killed replica comes back under its old id (its expired Lease is taken again)
+    # and gets a share through drains; then the sharder's own replica stops gracefully:
+    # the other takes the sharder Lease (released, so within a retry period) and moves
+    # the whole collection to itself.
+    replicas(victim)
+    eventually(lambda: settled_on(cms, sharding, [sharder, victim]), 30,
+               "the returning replica's share drained to it")
+    sharder_keys = {k for k, m in owners(cms, sharding).items() if m == sharder}
+    stopped = time.monotonic()
+    proc = replicas.procs[sharder]
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    eventually(lambda: len(first_after(read_log(log_path), stopped, sharder_keys, sharder))
+               == len(sharder_keys), 30, "the sharder replica's objects reconciled")
+    sharder_handover = max(first_after(read_log(log_path), stopped, sharder_keys, sharder)
+                           .values()) - stopped
+    print(f"SIGTERM of the sharder's replica: {sharder_handover:.2f} s for "
+          f"{len(sharder_keys)} objects")
+    assert leases.get(sharding.sharder_lease).spec.holder_identity == victim
+    assert sharder_handover < LEASE + RETRY
+
     # Never two at once: per object, no two reconcile intervals overlap (across replicas
     # or within one).
     intervals: Dict[str, List[Interval]] = collections.defaultdict(list)
