@@ -424,10 +424,11 @@ class Controller(Generic[K]):
             for sub in self._subscriptions:
                 sub.stop(max(0.0, deadline - clock.monotonic()))
             if self._sharder is not None:
-                self._sharder.stop(max(0.0, deadline - clock.monotonic()))
+                self._sharder.stop()  # its own bound: the label writes in flight
             if self._elector is not None:
                 self._elector.stop()
-            if self._sharding is not None and os.getpid() == self._started_pid:
+            if (self._sharding is not None and self._started
+                    and os.getpid() == self._started_pid):
                 # Nothing of ours runs any more: let the sharder move our objects now,
                 # instead of a lease duration later. (Not from a forked child: the Lease
                 # is its parent's, which still works under it.)

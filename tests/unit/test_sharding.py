@@ -455,7 +455,7 @@ def test_the_sharder_thread_stops_and_joins_while_standing_by(sharder: Any) -> N
     assert not sharder._thread.is_alive() and elector.stopped.is_set()
 
 
-def test_a_stop_deletes_the_member_lease_but_never_from_a_forked_child(
+def test_a_stop_deletes_the_member_lease_only_where_the_controller_started(
     monkeypatch: Any,
 ) -> None:
     deleted: List[str] = []
@@ -465,10 +465,15 @@ def test_a_stop_deletes_the_member_lease_but_never_from_a_forked_child(
     api.resource = FakeResource()
     api.client = None  # type: ignore[attr-defined]
     child: Controller[Any] = Controller(api, sharding=S, shared=False)  # type: ignore[arg-type]
+    child._started = True  # as start() leaves it, without threads to stop
     child._started_pid = -1  # started in another process: this one is its forked child
     child.stop(1)
     assert deleted == []
+    never: Controller[Any] = Controller(api, sharding=S, shared=False)  # type: ignore[arg-type]
+    never.stop(1)
+    assert deleted == []  # never started: the Lease (if any) is not this controller's
     parent: Controller[Any] = Controller(api, sharding=S, shared=False)  # type: ignore[arg-type]
+    parent._started = True
     parent.stop(1)
     assert deleted == ["web-shard-a"]
 
