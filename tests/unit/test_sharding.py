@@ -376,7 +376,7 @@ def member_controller(monkeypatch: Any, objs: List[Thing]) -> Any:
         return True
 
     monkeypatch.setattr("kubesync.runtime.controller.release", release)
-    ctl.test_released = released
+    ctl.test_released = released  # type: ignore[attr-defined]
     return ctl
 
 
@@ -489,3 +489,18 @@ def test_a_sharded_controller_shows_its_shard_in_the_metrics_samples() -> None:
     names = {s.name: s.value for s in controller_samples(ctl)}
     assert names["shard_objects"] == 0 and names["sharder_leading"] == 0.0
     assert {"shard_members", "shard_reassignments", "shard_drains", "shard_releases"} <= set(names)
+
+
+def test_a_member_lease_carries_the_label_the_sharder_selects_and_keeps_it() -> None:
+    from tests.unit.test_leader import FakeLeases
+
+    elector = S.member_elector(None, FakeClock())  # type: ignore[arg-type]
+    leases = FakeLeases()
+    elector.api = leases  # type: ignore[assignment]
+    assert elector.try_acquire_or_renew()
+    stored = leases.leases[S.member_lease]
+    assert stored.metadata.labels == {S.member_label: "a"}
+    assert stored.spec is not None and stored.spec.holder_identity == "a"
+    stored.metadata.labels = {"other": "x"}  # someone edited the labels away
+    assert elector.try_acquire_or_renew()
+    assert leases.leases[S.member_lease].metadata.labels == {"other": "x", S.member_label: "a"}
