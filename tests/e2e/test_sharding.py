@@ -54,7 +54,11 @@ def read_log(path: Path) -> List[Interval]:
 @pytest.fixture
 def replicas(kube_cluster: Any, kube_namespace: str, tmp_path: Path) -> Iterator[Any]:
     procs: Dict[str, subprocess.Popen[str]] = {}
-    env = dict(os.environ, KUBECONFIG=kube_cluster.kubeconfig_path, PYTHONUNBUFFERED="1")
+    # The replicas run this checkout's kubesync, whatever else is installed.
+    path = os.pathsep.join(p for p in (str(SCRIPT.parents[1]), os.environ.get("PYTHONPATH"))
+                           if p)
+    env = dict(os.environ, KUBECONFIG=kube_cluster.kubeconfig_path, PYTHONUNBUFFERED="1",
+               PYTHONPATH=path)
 
     def start(member: str) -> subprocess.Popen[str]:
         with open(tmp_path / f"{member}.err", "w") as err:  # the child keeps its own copy
