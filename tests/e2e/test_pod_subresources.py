@@ -51,18 +51,18 @@ def test_a_debug_container_joins_a_running_pod_and_runs_a_command(
 ):
     pods = Api(kube_client, Pod, namespace=kube_namespace)
     _running_pod(pods, "target")
-    # Exec is not on this branch: the debug container runs its command and we read its
-    # log, which is what `kubectl debug` then shows. It shares main's process namespace,
-    # so it sees main's `sleep 3600`.
+    # As `kubectl debug --target=main` then `exec`: the debug container shares main's
+    # process namespace, so a command run in it sees main's `sleep 3600`.
     pod = pods.add_ephemeral_container("target", EphemeralContainer(
         name="debugger", image=TEST_IMAGE, target_container_name="main",
-        command=["sh", "-c", "echo debug-ok; ps; sleep 3600"]))
+        command=["sh", "-c", "echo debug-ok; sleep 7200"]))
     assert [c.name for c in pod.spec.ephemeral_containers] == ["debugger"]
     eventually(lambda: getattr(_debugger_state(pods, "target"), "running", None) is not None,
                RUN_TIMEOUT, "the debug container running")
     eventually(lambda: "debug-ok" in pods.logs("target", container="debugger"), 30,
                "the debug container's output")
-    assert "sleep 3600" in pods.logs("target", container="debugger")
+    seen = pods.exec("target", ["ps"], container="debugger", timeout=60, check=True)
+    assert b"sleep 3600" in seen.stdout
     raw = pods.get_subresource("target", "ephemeralcontainers")
     assert raw.kind == "Pod" and raw["spec"]["ephemeralContainers"][0]["name"] == "debugger"
 
