@@ -71,3 +71,45 @@ def test_overlapping_pauses_in_threads_end_when_the_last_one_does() -> None:
         t.join(10)
     assert seen == [False]
     assert gc.isenabled()
+
+
+def _in_young_generations(obj: object) -> bool:
+    return any(o is obj for g in (0, 1) for o in gc.get_objects(generation=g))
+
+
+def test_what_a_long_pause_allocated_is_promoted_to_the_oldest_generation() -> None:
+    gc.collect()
+    with gc_paused():
+        body = [{"item": [i]} for i in range(5000)]  # as a decoded LIST: many young dicts
+    # The next collections walk young objects only, and these are no longer among them.
+    assert gc.get_count()[0] < 700
+    assert not _in_young_generations(body[0])
+    assert any(o is body[0] for o in gc.get_objects(generation=2))
+
+
+def test_a_short_pause_leaves_young_objects_young() -> None:
+    gc.collect()
+    with gc_paused():
+        small = [{"item": [i]} for i in range(10)]
+    assert _in_young_generations(small[0])
+
+
+def test_objects_the_program_froze_stay_frozen() -> None:
+    gc.collect()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            body = [{"item": [i]} for i in range(5000)]
+        assert gc.get_freeze_count() == frozen
+        assert _in_young_generations(body[0])  # not promoted: that would unfreeze
+    finally:
+        gc.unfreeze()
+
+
+def test_a_collector_disabled_by_the_user_promotes_nothing() -> None:
+    gc.collect()
+    gc.disable()
+    with gc_paused():
+        body = [{"item": [i]} for i in range(5000)]
+    assert _in_young_generations(body[0])
