@@ -22,7 +22,7 @@ from typing import (
 
 import attrs
 
-from kubesync.core.lazy import View, decode, encode
+from kubesync.core.lazy import View, decode, encode, filler
 from kubesync.core.location import kind_name, type_name
 from kubesync.errors import DecodeError
 
@@ -114,7 +114,9 @@ def decode_list(cls: Type[K], data: Any) -> ObjectList[K]:
     items: List[Any] = []
     append = items.append
     if isinstance(cls, type) and issubclass(cls, View):
-        # The hot path of every LIST: one bare object per item, nothing converted.
+        # The hot path of every LIST: one object per item, nothing converted (its plain
+        # fields and metadata put in their slots, see lazy.filler).
+        fill = filler(cls, True)
         for i, raw in enumerate(raw_items):
             if raw.__class__ is not dict:
                 raise DecodeError(f"expected an object, got {type_name(raw)}",
@@ -122,6 +124,7 @@ def decode_list(cls: Type[K], data: Any) -> ObjectList[K]:
             obj: Any = _new(cls)
             obj._kube_raw = raw
             obj._kube_at = None
+            fill(obj, raw)
             append(obj)
     else:
         for raw in raw_items:

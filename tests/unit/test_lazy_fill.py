@@ -1,0 +1,100 @@
+"""Decoded objects get their plain fields (and a top-level object its model fields) in
+their slots when made: same values, same round trip, errors still on their own read."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any, Dict, List
+
+import pytest
+
+from kubesync.core.convert import decode, decode_list, encode, plan_of
+from kubesync.errors import DecodeError
+from kubesync.models.core_v1 import ConfigMap, Pod
+
+
+def pod_json() -> Dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "ns", "labels": {"a": "b"},
+                     "creationTimestamp": "2024-01-02T03:04:05Z",
+                     "managedFields": [{"manager": "m", "operation": "Update"}],
+                     "futureMetaField": {"x": 1}},
+        "spec": {"containers": [{"name": "c", "image": "i", "futureContainerField": 1}],
+                 "nodeName": "n1", "futureSpecField": [1, 2]},
+        "status": {"phase": "Running"},
+        "futureTopField": "kept",
+    }
+
+
+def in_slot(obj: Any, name: str) -> Any:
+    """The slot's value without going through a first read (AttributeError if empty)."""
+    return plan_of(type(obj)).by_attr[name].get(obj)
+
+
+def test_plain_fields_and_metadata_are_in_their_slots_as_the_very_source_values() -> None:
+    raw = {"items": [{"metadata": {"name": "a", "labels": {"k": "v"}}, "data": {"x": "1"}}],
+           "metadata": {}}
+    (cm,) = decode_list(ConfigMap, raw).items
+    item = raw["items"][0]
+    assert in_slot(cm, "data") is item["data"]
+    meta = in_slot(cm, "metadata")
+    assert in_slot(meta, "name") == "a" and in_slot(meta, "labels") is item["metadata"]["labels"]
+
+
+def test_converted_and_nested_model_fields_stay_lazy() -> None:
+    pod = decode(Pod, pod_json())
+    meta, spec = in_slot(pod, "metadata"), in_slot(pod, "spec")
+    for obj, name in ((meta, "creation_timestamp"), (meta, "managed_fields"),
+                      (spec, "containers")):
+        with pytest.raises(AttributeError):
+            in_slot(obj, name)
+    assert pod.metadata.creation_timestamp is not None
+    assert pod.spec.containers[0].name == "c"
+
+
+def test_a_wrong_type_is_left_for_its_own_read_to_report() -> None:
+    cm = decode(ConfigMap, {"metadata": {"name": "a"}, "data": 5})
+    assert cm.metadata.name == "a"  # the rest of the object reads
+    with pytest.raises(DecodeError, match="data"):
+        cm.data  # noqa: B018
+
+
+def test_round_trip_keeps_every_field_read_or_not() -> None:
+    source = pod_json()
+    assert encode(decode(Pod, copy.deepcopy(source))) == source
+    pod = decode(Pod, copy.deepcopy(source))
+    pod.metadata.labels["a"] = "changed"
+    pod.spec.node_name = "n2"
+    out = encode(pod)
+    assert out["metadata"]["labels"] == {"a": "changed"}
+    assert out["spec"]["nodeName"] == "n2"
+    assert out["futureTopField"] == "kept"
+    assert out["metadata"]["futureMetaField"] == {"x": 1}
+    assert out["spec"]["containers"][0]["futureContainerField"] == 1
+    assert list(out) == list(source)
+
+
+def test_two_threads_reading_one_object_first_time_see_the_same_values() -> None:
+    pod = decode(Pod, pod_json())
+    gate = threading.Barrier(2, timeout=10)
+    seen: List[Any] = []
+    lock = threading.Lock()
+
+    def read() -> None:
+        gate.wait()
+        got = (pod.metadata.name, pod.metadata.creation_timestamp,
+               [c.name for c in pod.spec.containers], pod.status.phase)
+        with lock:
+            seen.append(got)
+
+    threads = [threading.Thread(target=read, name=f"reader-{i}") for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert seen[0][0] == "p" and seen[0][2] == ["c"]
+    assert encode(pod) == pod_json()
