@@ -19,7 +19,6 @@ import builtins
 import collections.abc
 import datetime
 import importlib
-import re
 import sys
 import types
 from typing import (
@@ -420,12 +419,12 @@ _FILLERS: Dict[Tuple[type, bool], Filler] = {}
 #: a nested object stays lazy, and its class is built on its first read).
 _PLAIN_NAMES = frozenset({"str", "int", "bool", "float", "Any", "Dict", "List", "Optional",
                           "Union", "Quantity", "IntOrString", "Time", "MicroTime"})
-_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9.]*")
+_PUNCTUATION = str.maketrans("[],", "   ")
 
 
 def _plain(annotation: Any) -> bool:
     return not isinstance(annotation, str) or all(
-        n in _PLAIN_NAMES for n in _NAME.findall(annotation))
+        n in _PLAIN_NAMES for n in annotation.translate(_PUNCTUATION).split())
 
 
 def filler(cls: type, top: bool) -> Filler:
