@@ -1,11 +1,12 @@
 """The measured process of the reflector memory test: ``python reflector_child.py
-KUBECONFIG NAMESPACE COUNT``.
+KUBECONFIG NAMESPACE SELECTOR COUNT``.
 
-Starts a reflector over the namespace's ConfigMaps, says ``synced`` once its store holds
+Starts a reflector over the namespace's ConfigMaps that match the label selector, says
+``synced`` once its store holds
 COUNT objects, then reads ``NAME RESOURCEVERSION`` from stdin (the parent's last update)
 and waits until the store has applied that change; then it prints its peak RSS as JSON.
 A process of its own, so that only the reflector's memory is counted, not the test
-runner's or the fake API server's.
+runner's or the API server's.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _peak() -> int:
 
 
 def main(argv: List[str]) -> int:
-    kubeconfig, namespace, count = argv[0], argv[1], int(argv[2])
+    kubeconfig, namespace, selector, count = argv[0], argv[1], argv[2], int(argv[3])
     from kubesync import Api, Client, Config
     from kubesync.models.core_v1 import ConfigMap
     from kubesync.runtime.informer import subscribe_to
@@ -53,7 +54,7 @@ def main(argv: List[str]) -> int:
     fresh_peak = _reset_peak()
     client = Client(Config.from_kubeconfig(kubeconfig))
     api = Api(client, ConfigMap, namespace=namespace)
-    store = start_reflector(api)
+    store = start_reflector(api, label_selector=selector)
     seen: Dict[str, str] = {}
     changed = threading.Condition()
 
@@ -67,7 +68,7 @@ def main(argv: List[str]) -> int:
 
     # The reflector's own informer (shared): a consumer of it sees each change after
     # the store has it, without a second watch.
-    sub = subscribe_to(api, watcher_config(None), heard)
+    sub = subscribe_to(api, watcher_config(None, label_selector=selector), heard)
     try:
         if not store.wait_until_ready(TIMEOUT) or len(store) != count:
             print(f"not synced: {len(store)} of {count}, {store.last_error!r}",
