@@ -101,7 +101,9 @@ def test_objects_the_program_froze_stay_frozen() -> None:
         frozen = gc.get_freeze_count()
         with gc_paused():
             body = [{"item": [i]} for i in range(5000)]
-        assert gc.get_freeze_count() == frozen
+        # Frozen objects of finished threads may be freed meanwhile, so the count can
+        # only drop a little; an unfreeze (ours) would have taken it to zero.
+        assert frozen // 2 < gc.get_freeze_count() <= frozen
         assert _in_young_generations(body[0])  # not promoted: that would unfreeze
     finally:
         gc.unfreeze()
