@@ -20,11 +20,16 @@ at it again, as it would have after surviving two young ones. Young objects of o
 threads go along; a cycle among them is freed by the next full collection. A process
 that froze objects itself (``gc.freeze()`` before forking workers) keeps them frozen:
 then nothing is promoted.
+
+A child forked while another thread of its parent was inside a pause would inherit the
+collector switched off for good (that thread does not exist in the child to end the
+pause), so the child ends every pause it inherited.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from contextlib import contextmanager
 from typing import Iterator
@@ -66,3 +71,17 @@ def gc_paused() -> Iterator[None]:
                     gc.freeze()
                     gc.unfreeze()
                 gc.enable()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _depth, _we_disabled
+    _lock = threading.Lock()  # a parent's thread may have held it at the fork
+    if _depth:  # pauses of threads the child does not have: end them
+        _depth = 0
+        if _we_disabled:
+            _we_disabled = False
+            gc.enable()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -115,3 +115,33 @@ def test_a_collector_disabled_by_the_user_promotes_nothing() -> None:
     with gc_paused():
         body = [{"item": [i]} for i in range(5000)]
     assert _in_young_generations(body[0])
+
+
+def test_a_child_forked_during_another_threads_pause_has_the_collector_back() -> None:
+    from tests.unit.test_fork import in_child
+
+    inside, leave = threading.Event(), threading.Event()
+
+    def pausing() -> None:
+        with gc_paused():
+            inside.set()
+            leave.wait(30)
+
+    t = threading.Thread(target=pausing, name="test-gc-pauser")
+    t.start()
+    try:
+        assert inside.wait(10)
+        assert not gc.isenabled()
+
+        def child() -> None:
+            assert gc.isenabled()  # the pausing thread is not here to end its pause
+            with gc_paused():  # and the pause's lock is free
+                assert not gc.isenabled()
+            assert gc.isenabled()
+
+        in_child(child)
+        assert not gc.isenabled()  # the parent's pause is its own
+    finally:
+        leave.set()
+        t.join(10)
+    assert gc.isenabled()
