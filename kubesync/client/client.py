@@ -40,6 +40,7 @@ from kubesync.config.config import Config, Impersonation
 from kubesync.core import json
 from kubesync.core.backoff import CLIENT_RETRY, Backoff
 from kubesync.core.clock import SYSTEM_CLOCK
+from kubesync.core.forkgate import import_module
 from kubesync.core.request import Request
 from kubesync.core.resource import ApiResource
 from kubesync.errors import (
@@ -304,6 +305,7 @@ class Client(_ClosedOnExit):
         use it."""
         found = self._discovery
         if found is None:
+            import_module("kubesync.client.discovery")  # through the fork gate, then:
             from kubesync.client.discovery import Discovery
 
             with self._lock:
@@ -420,12 +422,10 @@ class Client(_ClosedOnExit):
         """A forked child gets its own connections (never the parent's TLS sockets) and
         fresh locks; the parent's connections are left to the parent, untouched."""
         self._lock = threading.Lock()
-        try:  # new OpenSSL objects: a parent's handshake may hold the old ones' locks
-            ctx = self._ssl_context(self._cert_in_use)
-        except Exception:  # the same PEM built one in the parent; keep that one
-            logger.exception("after a fork: rebuilding the TLS context failed")
-            ctx = None
-        self._transport.after_fork_in_child(ctx)
+        # The TLS context is kept: no handshake of the parent's was under way at the fork
+        # (config/forkgate.py), so none of its locks is held; building a new one here
+        # could hang on an OpenSSL lock of a thread that is not ours.
+        self._transport.after_fork_in_child()
         if self._config.auth is not None:
             self._config.auth.after_fork_in_child()
 

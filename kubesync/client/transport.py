@@ -215,20 +215,17 @@ class Transport:
         with self._ssl_lock:
             self._adapter.set_ssl_context(ctx)
 
-    def after_fork_in_child(self, ssl_context: Optional[ssl.SSLContext] = None) -> None:
+    def after_fork_in_child(self) -> None:
         """In a forked child: a new pool, so no TLS connection is shared with the parent.
 
         The inherited connections are closed here, which only drops this process's file
         descriptors: nothing is sent, and no socket is shut down under the parent. The
         child is single-threaded when this runs, so nothing else holds the old locks.
-        ``ssl_context``, a context built in the child, replaces the inherited one: OpenSSL
-        guards a context's trust store and private key with its own locks, and one that
-        a parent's thread held mid-handshake at the fork stays locked in the child.
+        The SSL context is kept (a fork never splits a handshake: config/forkgate.py).
         """
         self._ssl_lock = threading.Lock()
         old = self._session
-        ctx = ssl_context if ssl_context is not None else self._adapter.ssl_context
-        self._adapter, self._session = self._new_session(ctx)
+        self._adapter, self._session = self._new_session(self._adapter.ssl_context)
         try:
             old.close()
         except _FAILURES:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # imported where a WebSocket is made: most programs never exe
 
 from kubesync.client import fork
 from kubesync.client.transport import decode_status, retry_after
+from kubesync.core.forkgate import import_module
 from kubesync.errors import (
     ApiError,
     ConnectError,
@@ -174,6 +175,7 @@ def connect(
     A refused upgrade raises its ``ApiError``; the server choosing none of
     ``subprotocols`` raises ``ProtocolError``; anything else a ``TransportError``.
     """
+    import_module("websocket")  # its first import through the fork gate (a thread's)
     import websocket
 
     lines: List[str] = []

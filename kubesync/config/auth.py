@@ -22,6 +22,7 @@ import attrs
 from kubesync.config.tls import ClientCert
 from kubesync.core import json
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
+from kubesync.core.forkgate import import_module
 from kubesync.errors import ConfigError, ExecPluginError
 
 __all__ = [
@@ -254,7 +255,8 @@ class ExecAuth(Auth):
             {"apiVersion": spec.api_version, "kind": "ExecCredential", "spec": info}
         ).decode()
         logger.debug("running exec credential plugin %s", spec.command)
-        import subprocess  # here: most configs run no plugin, and it is costly to import
+        import_module("subprocess")  # here: most configs run no plugin (costly to import);
+        import subprocess  # first through the fork gate, as this may be a watcher's thread
 
         try:
             # Interactive: the plugin may prompt, so it gets our terminal; else stdin is

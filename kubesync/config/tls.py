@@ -16,15 +16,25 @@ import shutil
 import ssl
 import tempfile
 import threading
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import attrs
 
+from kubesync.core.forkgate import guarded
 from kubesync.errors import ConfigError
 
 logger = logging.getLogger("kubesync.config")
 
-__all__ = ["CaFile", "ClientCert", "ssl_context"]
+__all__ = ["CaFile", "ClientCert", "ForkSafeContext", "ssl_context"]
+
+
+class ForkSafeContext(ssl.SSLContext):
+    """An ``SSLContext`` whose handshakes (in ``wrap_socket``) a fork waits for: one split
+    by a fork leaves OpenSSL's locks held in the child, whose next handshake then hangs."""
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> Any:
+        with guarded():
+            return super().wrap_socket(*args, **kwargs)
 
 
 @attrs.define(frozen=True)
@@ -51,9 +61,21 @@ def ssl_context(
     ``insecure`` turns verification off (the kubeconfig's ``insecure-skip-tls-verify``).
     ``public_roots=False`` leaves a context without ``ca_pem`` trusting nothing: for a
     plain ``http://`` server, which never needs them (loading them costs 0.2-0.6 s).
-    Bad PEM data raises ``ConfigError`` naming ``source``.
+    Bad PEM data raises ``ConfigError`` naming ``source``. A fork waits for the context
+    to be built, and for its handshakes (see ``core/forkgate.py``).
     """
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with guarded():
+        return _build(ca_pem, client_cert, insecure, source, public_roots)
+
+
+def _build(
+    ca_pem: Optional[bytes],
+    client_cert: Optional[ClientCert],
+    insecure: bool,
+    source: Optional[str],
+    public_roots: bool,
+) -> ssl.SSLContext:
+    ctx = ForkSafeContext(ssl.PROTOCOL_TLS_CLIENT)
     if insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE

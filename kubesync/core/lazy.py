@@ -18,7 +18,6 @@ from __future__ import annotations
 import builtins
 import collections.abc
 import datetime
-import importlib
 import sys
 import types
 from typing import (
@@ -46,6 +45,7 @@ import attrs
 from kubesync.core import fieldtypes
 from kubesync.core.converter import get_converter
 from kubesync.core.fieldtypes import TimeFormat
+from kubesync.core.forkgate import import_module
 from kubesync.core.location import Loc, decode_error, expected, kind_name, type_name
 from kubesync.core.time import format_time, parse_time
 from kubesync.errors import DecodeError
@@ -287,7 +287,7 @@ class _Names(Mapping[str, Any]):
             return _TYPE_NAMES[key]
         if key.isidentifier():
             try:
-                return importlib.import_module(f"kubesync.models.{key}")
+                return import_module(f"kubesync.models.{key}")  # fork-safe
             except ImportError:
                 pass
         raise KeyError(key)

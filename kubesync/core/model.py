@@ -12,7 +12,6 @@ declarations for mypy and editors.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import threading
 from typing import (
@@ -28,6 +27,7 @@ from typing import (
 import attrs
 
 from kubesync.core.fieldtypes import IntOrString, MicroTime, Quantity, Time, TimeFormat
+from kubesync.core.forkgate import guarded, import_module, renew_in_child
 from kubesync.core.json import json_copy
 from kubesync.core.lazy import ABSENT_AS_EMPTY, JSON_NAME, View, decode, encode, model_repr
 from kubesync.core.resource import ApiResource
@@ -98,6 +98,7 @@ Entry = Tuple[
 # One lock for all class building: two threads asking for the same name must get the same
 # class object, or isinstance() would fail between them.
 _BUILD_LOCK = threading.RLock()
+renew_in_child(globals(), "_BUILD_LOCK", threading.RLock)
 
 
 def define_models(
@@ -110,7 +111,7 @@ def define_models(
         if entry is None:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
         namespace = sys.modules[module].__dict__
-        with _BUILD_LOCK:
+        with guarded(), _BUILD_LOCK:  # a fork must not find the lock held (forkgate)
             cls = namespace.get(name)
             if cls is None:
                 cls = namespace[name] = _build_class(module, group_version, name, entry)
@@ -155,4 +156,4 @@ def _build_class(module: str, group_version: str, name: str, entry: Entry) -> ty
 
 def _object_meta() -> Any:
     """A new, empty ObjectMeta (looked up by name: the models are built on ``core``)."""
-    return importlib.import_module("kubesync.models.meta_v1").ObjectMeta()
+    return import_module("kubesync.models.meta_v1").ObjectMeta()

@@ -41,6 +41,7 @@ from typing import (
 
 import attrs
 
+from kubesync.core import forkgate
 from kubesync.core.convert import decode, encode, plan_of
 from kubesync.core.dynamic import DynamicObject
 from kubesync.core.model import JSON_NAME, Model, TimeFormat
@@ -232,6 +233,7 @@ def schema_for(
 # (a test's local class) takes its model with it.
 _MODELS: weakref.WeakKeyDictionary[type, type] = weakref.WeakKeyDictionary()
 _MODELS_LOCK = threading.RLock()
+forkgate.renew_in_child(globals(), "_MODELS_LOCK", threading.RLock)
 
 
 def model_of(cls: Any, localns: Optional[Mapping[str, Any]] = None) -> Any:

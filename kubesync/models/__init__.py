@@ -7,9 +7,10 @@ usual. ``scripts/gen_models.py`` regenerates them; never edit them by hand.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 from typing import Optional
+
+from kubesync.core.forkgate import import_module
 
 __all__ = ["model_for"]
 
@@ -22,14 +23,14 @@ def model_for(api_version: str, kind: str) -> Optional[type]:
     module = KINDS.get((api_version, kind))
     if module is None:
         return None
-    cls: type = getattr(importlib.import_module(f"{__name__}.{module}"), kind)
+    cls: type = getattr(import_module(f"{__name__}.{module}"), kind)
     return cls
 
 
 def __getattr__(name: str) -> ModuleType:
     if not name.startswith("_"):
         try:
-            return importlib.import_module(f"{__name__}.{name}")
+            return import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as e:
             if e.name != f"{__name__}.{name}":
                 raise

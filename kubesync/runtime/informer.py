@@ -45,6 +45,7 @@ from typing import (
 )
 
 from kubesync.client import fork
+from kubesync.core import forkgate
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.params import selector_string
 from kubesync.errors import KubeError
@@ -364,6 +365,7 @@ class SharedInformerFactory:
 
 _factories: weakref.WeakKeyDictionary[Any, SharedInformerFactory] = weakref.WeakKeyDictionary()
 _factories_lock = threading.Lock()
+forkgate.renew_in_child(globals(), "_factories_lock", threading.Lock)
 
 
 def shared_informers(client: Client) -> SharedInformerFactory:

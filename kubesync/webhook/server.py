@@ -18,6 +18,8 @@ import threading
 from typing import Any, Dict, Optional, Tuple, Union
 
 from kubesync.client import fork
+from kubesync.config.tls import ForkSafeContext
+from kubesync.core.forkgate import guarded
 from kubesync.errors import KubeError, UsageError
 from kubesync.runtime.threads import join_thread, unique_name
 from kubesync.webhook.app import WebhookApp
@@ -155,9 +157,10 @@ class WebhookServer:
         return out
 
     def _load_context(self) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(self.cert_file, self.key_file)
+        with guarded():  # a fork now would leave OpenSSL's locks held in the child
+            ctx = ForkSafeContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            ctx.load_cert_chain(self.cert_file, self.key_file)
         return ctx
 
     def _current_context(self) -> ssl.SSLContext:

@@ -252,24 +252,21 @@ def test_a_read_that_hit_a_tls_error_is_retried_on_a_new_connection() -> None:
         server.stop()
 
 
-def test_a_forked_child_handshakes_with_a_tls_context_of_its_own(
+def test_a_forked_child_handshakes_on_its_own_connection_with_the_inherited_context(
     tls_server: LocalServer,
 ) -> None:
-    # OpenSSL guards a context's trust store and private key with locks taken during a
-    # handshake. A parent's thread mid-handshake at the fork (a reflector started just
-    # before gunicorn forks its workers) leaves them held forever in the child, which hung
-    # in its first handshake (3 children in 200 against the local cluster): so the child
-    # builds its own context from the same PEM, and the parent keeps its own.
+    # No handshake of the parent's is under way at a fork (core/forkgate.py), so the
+    # context's OpenSSL locks are free in the child; building a new context there could
+    # hang on a global OpenSSL lock of a thread that is not ours (seen under gunicorn).
     client = Client(Config(server=tls_server.url, ca_pem=CA), retries=0)
     client.request("GET", "/before")
     inherited = client._transport.ssl_context
 
     def child() -> None:
-        assert client._transport.ssl_context is not inherited
+        assert client._transport.ssl_context is inherited
         assert client.request("GET", "/child")["path"] == "/child"
 
     in_child(child)
-    assert client._transport.ssl_context is inherited
     assert client.request("GET", "/after")["path"] == "/after"
     client.close()
 

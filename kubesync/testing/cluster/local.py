@@ -30,6 +30,7 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Typ
 import requests
 import urllib3
 
+from kubesync.core import forkgate
 from kubesync.errors import KubeError
 from kubesync.testing.assets import (
     BINARIES,
@@ -57,6 +58,7 @@ SERVICE_CIDR = "10.0.0.0/24"
 
 _live: set[LocalCluster] = set()
 _live_lock = threading.Lock()
+forkgate.renew_in_child(globals(), "_live_lock", threading.Lock)
 
 
 class ClusterError(KubeError):
