@@ -35,6 +35,7 @@ from typing import (
 import attrs
 
 from kubesync.client.features import Feature
+from kubesync.core import forkgate
 from kubesync.core.backoff import ExponentialBackoff
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.events import ADDED, BOOKMARK, DELETED, MODIFIED
@@ -435,6 +436,7 @@ def resolve_config(api: Api[Any], config: WatcherConfig) -> WatcherConfig:
 
 _versions: Dict[int, Optional[Tuple[int, int]]] = {}
 _versions_lock = threading.Lock()
+forkgate.renew_in_child(globals(), "_versions_lock", threading.Lock)
 
 
 def server_version(api: Api[Any]) -> Optional[Tuple[int, int]]:
@@ -496,6 +498,10 @@ def _close(state: State) -> None:
 _SENTINEL = object()
 
 
+class _SinkFailed(Exception):
+    """A sink raised on an event (the cause): it missed that event, so the watcher relists."""
+
+
 class Watcher(Generic[K]):
     """A background thread that lists and watches, handing events over in order.
 
@@ -506,7 +512,9 @@ class Watcher(Generic[K]):
     ``stop()`` (or leaving the ``with`` block) ends the iteration and joins the thread.
 
     With ``sink=`` the thread calls ``sink(event)`` itself instead of queueing (used by
-    the background reflector and the controller); a failing sink is logged, not fatal.
+    the background reflector and the controller). A sink that raises has not taken the
+    event (a store now missing it), so the watch ends and, after a backoff, a relist
+    brings the sink up to date; the error goes to ``on_error`` like any other.
     The thread is named ``name``, by default ``kubesync-watcher-<plural>-<n>`` with a number
     no other thread of the process has (``unique_name``).
     """
@@ -601,12 +609,14 @@ class Watcher(Generic[K]):
     # -- the thread -----------------------------------------------------------------------
 
     def _emit(self, ev: Any) -> bool:
-        """Hand one event over; False when stopped while waiting for room."""
+        """Hand one event over; False when stopped while waiting for room. A sink's
+        failure raises ``_SinkFailed``."""
         if self._sink is not None:
             try:
                 self._sink(ev)
-            except Exception:
-                log.exception("%s: the event sink failed on %s", self.name, type(ev).__name__)
+            except Exception as e:
+                raise _SinkFailed(f"the event sink failed on {type(ev).__name__}: "
+                                  f"{type(e).__name__}: {e}") from e
             return not self._stop.is_set()
         while not self._stop.is_set():
             try:
@@ -632,9 +642,16 @@ class Watcher(Generic[K]):
                     break
                 if isinstance(state, Watching) and state.got_events:
                     self._gone_streak = 0  # the watch works: the next 410 relists at once
-                for ev in events:
-                    if not self._emit(ev):
-                        break
+                try:
+                    for ev in events:
+                        if not self._emit(ev):
+                            break
+                except _SinkFailed as failed:  # the sink lacks an event: relist for it
+                    _close(state)
+                    log.error("%s: %s; relisting", self.name, failed)
+                    cause = failed.__cause__
+                    state = self._failed(Empty(), cause if isinstance(cause, Exception)
+                                         else failed)
         finally:
             _close(state)
             with self._state_lock:

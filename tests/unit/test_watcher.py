@@ -242,6 +242,41 @@ def test_the_sink_form_calls_the_sink_from_the_thread() -> None:
         next(iter(w))
 
 
+def test_a_sink_that_fails_on_an_event_gets_it_again_from_a_relist() -> None:
+    # A store that failed to take an event lacks it: logging and going on would leave it
+    # stale for good (a forked child whose models could not load dropped every event).
+    stop = threading.Event()
+    api = FakeApi()
+    api.pages = [page([obj("a")], rv="5"), page([obj("a"), obj("b", "6")], rv="6")]
+    api.streams = [[event("ADDED", obj("b", "6"))], blocking_stream(stop)]
+    got: List[Any] = []
+    errors: List[BaseException] = []
+    failed_once = threading.Event()
+    relisted = threading.Event()
+
+    def sink(ev: Any) -> None:
+        if isinstance(ev, Apply) and not failed_once.is_set():
+            failed_once.set()
+            raise RuntimeError("cannot store it")
+        got.append(ev)
+        if isinstance(ev, InitDone) and failed_once.is_set():
+            relisted.set()
+
+    w = Watcher(api, CFG, sink=sink, on_error=errors.append,  # type: ignore[arg-type]
+                backoff=ExponentialBackoff(0.001, 0.002, jitter=False))
+    w.start()
+    try:
+        assert relisted.wait(10)
+    finally:
+        stop.set()
+        w.stop()
+    second = got[got.index(InitDone("5")) + 1:]
+    assert [type(e) for e in second] == [Init, InitApply, InitApply, InitDone]
+    assert [e.object.metadata.name for e in second if isinstance(e, InitApply)] == ["a", "b"]
+    assert [str(e) for e in errors] == ["cannot store it"]
+    assert len(api.list_calls) == 2
+
+
 # -- helpers ------------------------------------------------------------------------------
 
 
