@@ -60,9 +60,12 @@ def test_gunicorn_preload_workers_each_see_a_change_made_after_start_and_stop_cl
         api = Api(kube_client, Deployment, namespace=kube_namespace)
         api.create(_deployment("late", "example.test/app:v7"))  # after every worker forked
         answered: Dict[str, bytes] = {}
+        codes: Dict[Optional[str], Dict[int, int]] = {}
 
         def every_worker_sees_it() -> bool:
             code, pid, body = _get(f"{base}/versions/{kube_namespace}/late")
+            seen = codes.setdefault(pid, {})
+            seen[code] = seen.get(code, 0) + 1
             if code == 200 and pid is not None:
                 answered[pid] = body
             return len(answered) >= 2
@@ -73,8 +76,9 @@ def test_gunicorn_preload_workers_each_see_a_change_made_after_start_and_stop_cl
             proc.kill()
             out, _ = proc.communicate()
             raise AssertionError(
-                f"only workers {sorted(answered)} answered with the new Deployment; gunicorn "
-                "said:\n" + out.decode(errors="replace")[-4000:]) from None
+                f"only workers {sorted(answered)} answered with the new Deployment (status "
+                f"codes by worker: {codes}); gunicorn said:\n"
+                + out.decode(errors="replace")[-4000:]) from None
         assert all(b'"version":"v7"' in b.replace(b" ", b"") for b in answered.values())
         assert str(proc.pid) not in answered  # workers answered, not the master
         code, _, body = _get(f"{base}/kube/readyz")
