@@ -454,15 +454,15 @@ def _make_filler(cls: type, top: bool) -> Filler:
             tp = _strip_optional(f.type)
             if isinstance(tp, type) and issubclass(tp, View):
                 models.append((f.json, f.set, tp, f.top, filler(tp, False)))
+    if getattr(cls, "__setattr__", None) is object.__setattr__:
+        return _compiled_filler(cls, plain, models)
+    # A class with a __setattr__ of its own (attrs on_setattr hooks): the slots are set
+    # directly, as a first read sets them.
     get = plain.get
-    # setattr is the cheaper call, but goes through a __setattr__ of the class's own (attrs
-    # on_setattr hooks): then the slots are set directly, as a first read sets them.
-    put: Callable[[Any, str, Any], None] = setattr
-    if getattr(cls, "__setattr__", None) is not object.__setattr__:
-        by_attr = plan_of(cls).by_attr
+    by_attr = plan_of(cls).by_attr
 
-        def put(obj: Any, name: str, value: Any) -> None:
-            by_attr[name].set(obj, value)
+    def put(obj: Any, name: str, value: Any) -> None:
+        by_attr[name].set(obj, value)
 
     def fill(obj: Any, raw: Dict[str, Any]) -> None:
         for key, value in raw.items():
@@ -488,6 +488,52 @@ def _make_filler(cls: type, top: bool) -> Filler:
                 put_model(obj, sub)
 
     return fill_top
+
+
+def _compiled_filler(
+    cls: type,
+    plain: Dict[str, Tuple[str, Any]],
+    models: List[Tuple[str, Callable[[Any, Any], None], type, Loc, Filler]],
+) -> Filler:
+    """The filler of a class without a ``__setattr__`` of its own, as straight-line code:
+    per field one ``raw.get``, an exact-class check (``v.__class__ is T``) and a plain
+    attribute store, which the interpreter runs as a slot store, instead of a loop
+    calling ``isinstance`` and ``setattr`` per key. A value of another class (a bool for
+    an int, a str subclass) stays for its first read, which checks and converts it as
+    before. Names come from the class's own fields (attrs attribute names, identifiers);
+    JSON names are written as string literals."""
+    lines = ["def fill(obj, raw):", "    get = raw.get"]
+    env: Dict[str, Any] = {"new": _new}
+    for key, (attr, check) in plain.items():
+        if not attr.isidentifier():  # cannot happen for attrs fields; stay safe anyway
+            raise ValueError(f"{cls.__name__}: field name {attr!r} is not an identifier")
+        lines.append(f"    v = get({key!r})")
+        if check is object:
+            test = "v is not None"
+        else:
+            kinds = check if isinstance(check, tuple) else (check,)
+            names = []
+            for t in kinds:
+                env[f"T{len(env)}"] = t
+                names.append(f"c is T{len(env) - 1}")
+            lines.append("    c = v.__class__")
+            test = " or ".join(names)
+        lines.append(f"    if {test}:")
+        lines.append(f"        obj.{attr} = v")
+    for n, (key, put_model, model, loc, fill_model) in enumerate(models):
+        env[f"M{n}"], env[f"L{n}"], env[f"F{n}"], env[f"S{n}"] = (
+            model, loc, fill_model, put_model)
+        lines += [f"    v = get({key!r})",
+                  "    if v.__class__ is dict:",
+                  f"        sub = new(M{n})",
+                  "        sub._kube_raw = v",
+                  f"        sub._kube_at = L{n}",
+                  f"        F{n}(sub, v)",
+                  f"        S{n}(obj, sub)"]
+    code = compile("\n".join(lines) + "\n", f"<kubesync filler of {cls.__qualname__}>", "exec")
+    exec(code, env)  # our own generated source, from field names and JSON names only
+    fn: Filler = env["fill"]
+    return fn
 
 
 # -- lazy reads ---------------------------------------------------------------------------

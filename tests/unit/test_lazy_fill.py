@@ -98,3 +98,35 @@ def test_two_threads_reading_one_object_first_time_see_the_same_values() -> None
     assert len(seen) == 2 and seen[0] == seen[1]
     assert seen[0][0] == "p" and seen[0][2] == ["c"]
     assert encode(pod) == pod_json()
+
+
+def test_values_of_another_class_than_the_fields_are_read_and_checked_on_first_read() -> None:
+    class Name(str):
+        pass
+
+    raw = {"metadata": {"name": Name("a"), "generation": True, "labels": None,
+                        "namespace": "ns"}, "data": {"k": "v"}}
+    cm = decode(ConfigMap, raw)
+    meta = in_slot(cm, "metadata")
+    assert in_slot(meta, "namespace") == "ns"  # the exact class: filled
+    for name in ("name", "generation", "labels"):  # the rest waits for its own read
+        with pytest.raises(AttributeError):
+            in_slot(meta, name)
+    assert cm.metadata.name == "a" and cm.metadata.generation is True
+    assert cm.metadata.labels is None
+    assert encode(cm) == raw
+
+
+def test_a_class_with_its_own_setattr_is_filled_through_its_slots() -> None:
+    import attrs
+
+    from kubesync.core.model import Model
+
+    @attrs.define(slots=True, kw_only=True, repr=False)
+    class Hooked(Model):
+        name: str = attrs.field(default="", on_setattr=attrs.setters.validate,
+                                validator=attrs.validators.instance_of(str))
+
+    obj = decode(Hooked, {"name": "a", "other": 1})
+    assert in_slot(obj, "name") == "a"
+    assert encode(obj) == {"name": "a", "other": 1}
