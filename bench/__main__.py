@@ -156,11 +156,35 @@ def meta(env: Env, args: argparse.Namespace) -> Dict[str, Any]:
     }
 
 
+def compile_bytecode() -> int:
+    """Write kubesync's bytecode, as ``pip install`` does for a wheel: the peers are
+    measured from site-packages, compiled when installed. A checkout (an editable
+    install) has none for modules nobody imported with bytecode writing on (it is off
+    under ``PYTHONDONTWRITEBYTECODE``), so every fresh process would compile them again:
+    import + client took 1,158 M instructions so, 751 M compiled. Returns how many files
+    were out of date."""
+    import compileall
+    import importlib.util
+
+    import kubesync
+
+    root = Path(kubesync.__file__).resolve().parent
+    stale = 0
+    for source in root.rglob("*.py"):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        if not cached.exists() or cached.stat().st_mtime < source.stat().st_mtime:
+            stale += 1
+    compileall.compile_dir(str(root), quiet=1)
+    return stale
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    log.info("bytecode: %d kubesync module(s) were out of date; compiled as an install "
+             "would", compile_bytecode())
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     scale = 10 if args.quick else 1

@@ -52,7 +52,7 @@ def variants(env: Env, rv0: str) -> List[Variant]:
     from kubesync.core.convert import decode_list
     from kubesync.models.core_v1 import ConfigMap
     from kubesync.runtime.store import StoreWriter
-    from kubesync.runtime.watcher import Apply, Watcher, WatcherConfig
+    from kubesync.runtime.watcher import Apply, InitialList, Watcher, WatcherConfig
 
     class ReplayApi(Api[ConfigMap]):
         """An Api whose LIST is an empty list at ``rv0``: the watcher then watches from
@@ -76,7 +76,9 @@ def variants(env: Env, rv0: str) -> List[Variant]:
                 if seen[0] == want:
                     done.set()
 
-        w = Watcher(replay_api, WatcherConfig(), sink=sink)
+        # LIST, not the streaming default: the replay is the watch from the empty list's
+        # resourceVersion (a streaming list would bring the current objects instead).
+        w = Watcher(replay_api, WatcherConfig(initial_list=InitialList.LIST), sink=sink)
         started = time.perf_counter()
         w.start()
         finished = done.wait(REPLAY_TIMEOUT)
