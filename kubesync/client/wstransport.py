@@ -67,6 +67,10 @@ class WebSocket:
         self.subprotocol: str = ws.getsubprotocol() or ""
         self._closed = False
         self._forked = False
+        import websocket  # loaded by connect() already; bound here, not per frame
+
+        self._close_op: int = websocket.ABNF.OPCODE_CLOSE
+        self._control_ops = (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG)
         fork.register(self)
 
     def _after_fork_in_child(self) -> None:
@@ -118,8 +122,6 @@ class WebSocket:
         The connection ending without a close frame (or inside a frame) raises
         ``TransportError``.
         """
-        import websocket
-
         self._refuse_if_forked()
         try:
             opcode, frame = self._ws.recv_data_frame(True)
@@ -127,9 +129,9 @@ class WebSocket:
             if self._closed:
                 return "close", b""
             raise websocket_error(exc, self.url) from None
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
+        if opcode == self._close_op:
             return "close", b""
-        if opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+        if opcode in self._control_ops:
             return "control", b""
         data = frame.data
         return "data", data.encode("utf-8") if isinstance(data, str) else bytes(data)
