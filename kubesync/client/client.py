@@ -423,7 +423,7 @@ class Client(_ClosedOnExit):
         fresh locks; the parent's connections are left to the parent, untouched."""
         self._lock = threading.Lock()
         # The TLS context is kept: no handshake of the parent's was under way at the fork
-        # (config/forkgate.py), so none of its locks is held; building a new one here
+        # (core/forkgate.py), so none of its locks is held; building a new one here
         # could hang on an OpenSSL lock of a thread that is not ours.
         self._transport.after_fork_in_child()
         if self._config.auth is not None:

@@ -221,7 +221,7 @@ class Transport:
         The inherited connections are closed here, which only drops this process's file
         descriptors: nothing is sent, and no socket is shut down under the parent. The
         child is single-threaded when this runs, so nothing else holds the old locks.
-        The SSL context is kept (a fork never splits a handshake: config/forkgate.py).
+        The SSL context is kept (a fork never splits a handshake: core/forkgate.py).
         """
         self._ssl_lock = threading.Lock()
         old = self._session

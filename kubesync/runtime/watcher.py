@@ -499,7 +499,11 @@ _SENTINEL = object()
 
 
 class _SinkFailed(Exception):
-    """A sink raised on an event (the cause): it missed that event, so the watcher relists."""
+    """A sink raised ``cause`` on an event: it missed that event, so the watcher relists."""
+
+    def __init__(self, message: str, cause: Exception):
+        super().__init__(message)
+        self.cause = cause
 
 
 class Watcher(Generic[K]):
@@ -616,7 +620,7 @@ class Watcher(Generic[K]):
                 self._sink(ev)
             except Exception as e:
                 raise _SinkFailed(f"the event sink failed on {type(ev).__name__}: "
-                                  f"{type(e).__name__}: {e}") from e
+                                  f"{type(e).__name__}: {e}", e) from e
             return not self._stop.is_set()
         while not self._stop.is_set():
             try:
@@ -649,9 +653,7 @@ class Watcher(Generic[K]):
                 except _SinkFailed as failed:  # the sink lacks an event: relist for it
                     _close(state)
                     log.error("%s: %s; relisting", self.name, failed)
-                    cause = failed.__cause__
-                    state = self._failed(Empty(), cause if isinstance(cause, Exception)
-                                         else failed)
+                    state = self._failed(Empty(), failed.cause)
         finally:
             _close(state)
             with self._state_lock:
