@@ -29,8 +29,13 @@ SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "sharded_controller.
 NAME = "sharded-configmaps"
 MEMBERS = ["replica-0", "replica-1", "replica-2"]
 OBJECTS = 300
-# Short leases keep the test short: a killed replica's share must move within 4 + 1 s.
+# Short leases keep the test short: a killed replica's share must move within 4 + 1 s
+# (plus the moves themselves).
 LEASE, RENEW, RETRY = 4.0, 3.0, 1.0
+#: After the expiry and the sharder's next tick, moving a share is ~100 label patches and
+#: as many reconciles: CI measured 5.2 s on a loaded 2-core machine against 4 + 1 s. A
+#: hand-over that waited for a second lease term (8 s and more) still fails.
+MOVE_SLACK = 1.5
 
 
 class Interval(NamedTuple):
@@ -166,7 +171,7 @@ def test_replicas_share_the_objects_and_hand_over_on_kill_and_on_stop(
     rest = [m for m in MEMBERS if m != victim]
     eventually(lambda: settled_on(cms, sharding, rest), 30, "labels on the ring of two")
     print(f"SIGKILL hand-over: {kill_handover:.2f} s for {len(victim_keys)} objects")
-    assert kill_handover <= LEASE + RETRY
+    assert kill_handover <= LEASE + RETRY + MOVE_SLACK
 
     # SIGTERM another: it finishes its reconciles, deletes its Lease, and its share moves
     # at once.
