@@ -21,6 +21,21 @@ threads go along; a cycle among them is freed by the next full collection. A pro
 that froze objects itself (``gc.freeze()`` before forking workers) keeps them frozen:
 then nothing is promoted.
 
+A store being filled calls ``promote_young()`` per new object: ``StoreWriter`` for each
+object of a list (paged, or streamed one watch event at a time) and for each watch event
+that takes the store past the most objects it has held. When a young collection is near,
+the young generation is handed to the oldest one in the same way, so the objects of the
+cache being built are not walked by young and middle collections on their way up, and the
+full collections that a heap growing by a quarter triggers do not run for each quarter.
+The collector stays on throughout (a streamed list waits on the network between events;
+no pause may span that). Churn at a size the store had before (Events: created, expired)
+promotes nothing, so a busy watch does not keep the process's young collections from
+running; what growth promotes is bounded by the cache's size. Measured on 5000
+ConfigMaps streamed into a store: 58% of the time was cyclic collection before.
+
+Once the process has frozen objects of its own, nothing is promoted for its lifetime
+(checking for frozen objects costs a walk of them, so it is not repeated per object).
+
 A child forked while another thread of its parent was inside a pause would inherit the
 collector switched off for good (that thread does not exist in the child to end the
 pause), so the child ends every pause it inherited.
@@ -34,7 +49,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["LARGE_BODY", "gc_paused"]
+__all__ = ["LARGE_BODY", "gc_paused", "promote_young"]
 
 #: Bodies from this size up are decoded with the collector paused; smaller ones allocate
 #: too little for it to matter (a 7 MB LIST is the case this is for).
@@ -45,9 +60,27 @@ LARGE_BODY = 256 * 1024
 #: little to walk.
 _PROMOTE_FROM = 1000
 
+#: ``promote_young()`` splices once the young generation holds this share of the
+#: threshold that starts a young collection.
+_PROMOTE_SHARE = 0.75
+
 _lock = threading.Lock()
 _depth = 0
 _we_disabled = False
+#: The process froze objects itself (``gc.freeze()``): promoting would unfreeze them.
+_app_froze = False
+
+
+def _promote() -> bool:
+    """Young objects -> the oldest generation (two list splices); False, doing nothing,
+    when the process keeps frozen objects of its own."""
+    global _app_froze
+    if _app_froze or gc.get_freeze_count():  # O(1) while nothing is frozen
+        _app_froze = True
+        return False
+    gc.freeze()
+    gc.unfreeze()
+    return True
 
 
 @contextmanager
@@ -67,10 +100,17 @@ def gc_paused() -> Iterator[None]:
             _depth -= 1
             if _depth == 0 and _we_disabled:
                 _we_disabled = False
-                if gc.get_count()[0] >= _PROMOTE_FROM and gc.get_freeze_count() == 0:
-                    gc.freeze()
-                    gc.unfreeze()
+                if gc.get_count()[0] >= _PROMOTE_FROM:
+                    _promote()
                 gc.enable()
+
+
+def promote_young() -> None:
+    """The young objects are long-lived (just put in a cache being filled by a list): if a
+    young collection is near, hand them to the oldest generation instead. O(1)."""
+    young, threshold = gc.get_count()[0], gc.get_threshold()[0]
+    if young >= threshold * _PROMOTE_SHARE and threshold and gc.isenabled():
+        _promote()
 
 
 def _after_fork_in_child() -> None:

@@ -29,6 +29,7 @@ from typing import (
 )
 
 from kubesync.client import fork
+from kubesync.client.gcpause import promote_young
 from kubesync.core.objectref import ObjectRef
 from kubesync.errors import KubeError, UsageError
 from kubesync.runtime.watcher import Apply, Delete, Init, InitApply, InitDone
@@ -264,7 +265,8 @@ class Store(Generic[K]):
             indexers = dict(self._indexers)
         return {name: tuple(fn(obj)) for name, fn in indexers.items()}
 
-    def _put(self, key: Key, obj: K, values: Dict[str, Tuple[Hashable, ...]]) -> None:
+    def _put(self, key: Key, obj: K, values: Dict[str, Tuple[Hashable, ...]]) -> int:
+        """Store ``obj``; how many objects the store holds then."""
         with self._lock:
             self._version += 1
             self._unindex_locked(key)
@@ -274,6 +276,7 @@ class Store(Generic[K]):
                     self._values[name][key] = vals
                     for v in vals:
                         self._indices[name].setdefault(v, set()).add(key)
+            return len(self._items)
 
     def _remove(self, key: Key) -> None:
         with self._lock:
@@ -329,6 +332,11 @@ class StoreWriter(Generic[K]):
         self.store: Store[K] = store if store is not None else Store()
         self._transform = transform
         self._buffer: Optional[Dict[Key, K]] = None
+        #: The most objects the store has held. Objects that take it past that (a list, or
+        #: a watch while the cache grows) are long-lived, and their young generation is
+        #: promoted (client/gcpause.py); churn at a size reached before is left to the
+        #: collector, so that a store of short-lived objects (Events) changes nothing.
+        self._largest = 0
 
     def apply_event(self, ev: Any) -> None:
         if isinstance(ev, (Apply, InitApply)):
@@ -336,14 +344,19 @@ class StoreWriter(Generic[K]):
             key = object_key(obj)
             if isinstance(ev, InitApply) and self._buffer is not None:
                 self._buffer[key] = obj
+                promote_young()  # a cache being built (a relist too: bounded by its size)
             else:
-                self.store._put(key, obj, self.store._index_values(obj))
+                size = self.store._put(key, obj, self.store._index_values(obj))
+                if size > self._largest:
+                    self._largest = size
+                    promote_young()
         elif isinstance(ev, Delete):
             self.store._remove(object_key(ev.object))
         elif isinstance(ev, Init):
             self._buffer = {}
         elif isinstance(ev, InitDone):
             buffer, self._buffer = self._buffer, None
+            self._largest = max(self._largest, len(buffer or ()))
             self.store._replace(buffer if buffer is not None else {})
 
     __call__ = apply_event

@@ -8,13 +8,19 @@ from typing import Iterator
 
 import pytest
 
-from kubesync.client.gcpause import gc_paused
+from kubesync.client import gcpause
+from kubesync.client.gcpause import gc_paused, promote_young
+from kubesync.core.lazy import decode
+from kubesync.models.core_v1 import ConfigMap
+from kubesync.runtime.store import StoreWriter
+from kubesync.runtime.watcher import Apply, Delete, Init, InitApply, InitDone
 
 
 @pytest.fixture(autouse=True)
-def _gc_on() -> Iterator[None]:
+def _gc_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     was = gc.isenabled()
     gc.enable()
+    monkeypatch.setattr(gcpause, "_app_froze", False)  # a test that froze objects sets it
     yield
     if not was:
         gc.disable()
@@ -145,3 +151,100 @@ def test_a_child_forked_during_another_threads_pause_has_the_collector_back() ->
         leave.set()
         t.join(10)
     assert gc.isenabled()
+
+
+def _config_map(i: int) -> ConfigMap:
+    return decode(ConfigMap, {"metadata": {"name": f"cm-{i}", "namespace": "ns",
+                                           "labels": {"i": str(i)}},
+                              "data": {"k": "v"}})
+
+
+class _Collections:
+    """Counts the cyclic collections that run, per generation."""
+
+    def __init__(self) -> None:
+        self.by_generation = [0, 0, 0]
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self.by_generation[info["generation"]] += 1
+
+    def __enter__(self) -> _Collections:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+def test_a_store_filled_by_a_list_is_not_walked_by_young_collections() -> None:
+    writer: StoreWriter[ConfigMap] = StoreWriter()
+    assert _config_map(-1).metadata.name == "cm--1"  # classes built before counting
+    gc.collect()
+    with _Collections() as seen:
+        writer.apply_event(Init())
+        for i in range(5000):
+            writer.apply_event(InitApply(_config_map(i)))
+        writer.apply_event(InitDone("1"))
+    assert seen.by_generation == [0, 0, 0]
+    first = writer.store.get("cm-0", namespace="ns")
+    assert first is not None and any(o is first for o in gc.get_objects(generation=2))
+    assert gc.isenabled()
+
+
+def test_a_store_growing_while_watching_is_not_walked_by_young_collections() -> None:
+    writer: StoreWriter[ConfigMap] = StoreWriter()
+    writer.apply_event(Init())
+    writer.apply_event(InitDone("1"))
+    assert _config_map(-1).metadata.name == "cm--1"
+    gc.collect()
+    with _Collections() as seen:
+        for i in range(5000):
+            writer.apply_event(Apply(_config_map(i)))
+    assert seen.by_generation == [0, 0, 0]
+
+
+def test_churn_at_a_size_the_store_had_leaves_the_collector_as_it_is() -> None:
+    # A store of short-lived objects (Events: created, expired) may churn for ever: young
+    # collections run as usual there, or cyclic garbage elsewhere in the process would wait.
+    writer: StoreWriter[ConfigMap] = StoreWriter()
+    writer.apply_event(Init())
+    for i in range(100):
+        writer.apply_event(InitApply(_config_map(i)))
+    writer.apply_event(InitDone("1"))
+    elsewhere = []  # what the rest of the program allocates meanwhile
+    gc.collect()
+    with _Collections() as seen:
+        for i in range(100, 5100):
+            writer.apply_event(Delete(_config_map(i - 100)))
+            writer.apply_event(Apply(_config_map(i)))
+            elsewhere.append({"i": [i]})
+    assert len(writer.store) == 100
+    # Two young objects each: a young collection per threshold/2 of them, give or take.
+    assert seen.by_generation[0] >= len(elsewhere) // gc.get_threshold()[0]
+
+
+def test_promote_young_waits_until_a_young_collection_is_near() -> None:
+    gc.collect()
+    few = [{"item": [i]} for i in range(10)]
+    promote_young()
+    assert _in_young_generations(few[0])
+    many = [{"item": [i]} for i in range(int(gc.get_threshold()[0] * 0.4))]  # 2 each
+    promote_young()
+    assert not _in_young_generations(many[0])
+    assert gc.get_count()[0] < 10
+
+
+def test_promote_young_keeps_what_the_program_froze_frozen() -> None:
+    gc.collect()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        objs = []
+        for i in range(2000):
+            objs.append({"item": [i]})
+            promote_young()
+        assert frozen // 2 < gc.get_freeze_count() <= frozen
+        assert _in_young_generations(objs[-1])
+    finally:
+        gc.unfreeze()
