@@ -220,9 +220,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     print()
     results.write_json(str(out_dir / "results.json"), info, done)
     subtitle = f"({info['date'][:10]}, {args.runs} runs, Python {info['python']})"
-    results.write_chart(str(out_dir / "chart.png"), done, subtitle)
     (out_dir / "table.md").write_text(text + "\n")
-    print(f"wrote {out_dir / 'results.json'}, {out_dir / 'chart.png'}, {out_dir / 'table.md'}")
+    wrote = [out_dir / "results.json", out_dir / "table.md"]
+    if results.write_chart(str(out_dir / "chart.png"), done, subtitle):
+        wrote.append(out_dir / "chart.png")
+    else:
+        print("note: no chart (matplotlib is missing: pip install -e '.[bench]')")
+    print("wrote " + ", ".join(str(p) for p in wrote))
     la = info["load_average_end"]
     if la and la[0] > (os.cpu_count() or 1):
         print(f"note: load average {la[0]:.1f} on {os.cpu_count()} CPUs during the run: "

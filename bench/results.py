@@ -75,16 +75,20 @@ def write_json(path: str, meta: Dict[str, Any], results: List[WorkloadResult]) -
         f.write("\n")
 
 
-def write_chart(path: str, results: List[WorkloadResult], subtitle: str = "") -> None:
-    """One panel per workload: each variant's median relative to the baseline (1.0)."""
-    import matplotlib
+def write_chart(path: str, results: List[WorkloadResult], subtitle: str = "") -> bool:
+    """One panel per workload: each variant's median relative to the baseline (1.0).
+    False, writing nothing, without matplotlib (a bench extra) or anything to show."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     shown = [r for r in results if r.median(r.baseline)]
     if not shown:
-        return
+        return False
     cols = 2 if len(shown) > 1 else 1
     nrows = (len(shown) + cols - 1) // cols
     fig, axes = plt.subplots(nrows, cols, figsize=(7 * cols, 2.6 * nrows + 0.8),
@@ -119,3 +123,4 @@ def write_chart(path: str, results: List[WorkloadResult], subtitle: str = "") ->
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True

@@ -99,7 +99,7 @@ def variants(env: Env, rv0: str) -> List[Variant]:
     api = Api(client, ConfigMap, namespace=ns)
 
     def kubesync_stream() -> float:
-        store: Dict[Tuple[Optional[str], str], Any] = {}
+        store: Dict[Tuple[Optional[str], Optional[str]], Any] = {}
         n = 0
         started = time.perf_counter()
         with api.watch(resource_version=rv0, timeout_seconds=int(REPLAY_TIMEOUT)) as stream:
