@@ -106,8 +106,9 @@ def gc_paused() -> Iterator[None]:
 
 
 def promote_young() -> None:
-    """The young objects are long-lived (just put in a cache being filled by a list): if a
-    young collection is near, hand them to the oldest generation instead. O(1)."""
+    """The young objects are long-lived (just put in a cache that is growing: a list, or a
+    store past its largest size): if a young collection is near, hand them to the oldest
+    generation instead. O(1)."""
     young, threshold = gc.get_count()[0], gc.get_threshold()[0]
     if young >= threshold * _PROMOTE_SHARE and threshold and gc.isenabled():
         _promote()
