@@ -18,6 +18,7 @@ from __future__ import annotations
 import builtins
 import collections.abc
 import datetime
+import re
 import sys
 import types
 from typing import (
@@ -59,6 +60,7 @@ __all__ = [
     "drop_field",
     "encode",
     "filler",
+    "list_filler",
     "model_repr",
     "plan_of",
     "validate",
@@ -285,7 +287,7 @@ class _Names(Mapping[str, Any]):
                 pass
         if key in _TYPE_NAMES:
             return _TYPE_NAMES[key]
-        if key.isidentifier():
+        if key.isidentifier() and key not in builtins.__dict__:  # str: no import to try
             try:
                 return import_module(f"kubesync.models.{key}")  # fork-safe
             except ImportError:
@@ -348,12 +350,81 @@ class Field:
                 (k for k in self.owner.__mro__ if self.name in vars(k).get("__annotations__", {})),
                 self.owner,
             )
-            namespace = {"__builtins__": builtins.__dict__}
-            tp = eval(tp, namespace, _Names(declaring.__module__))  # our own annotation strings
+            tp = _evaluate(tp, declaring.__module__)
         codec = codec_for(tp)
         self.type = tp
         self.dec, self.enc, self.check, self.time = codec.dec, codec.enc, codec.check, codec.time
         self.ready = True
+
+
+#: Evaluated annotation strings of the generated models, by (module, string): a
+#: generated module spells a few dozen distinct ones ("Optional[str]") over hundreds of
+#: fields, and each ``eval`` compiles its string first. Only theirs: a name in a user's
+#: module can be rebound (a class redefined in a notebook cell), a generated one cannot.
+_EVALUATED: Dict[Tuple[str, str], Any] = {}
+_GENERATED = "kubesync.models."
+
+
+def _evaluate(annotation: str, module: str) -> Any:
+    key = (module, annotation)
+    tp = _EVALUATED.get(key)
+    if tp is None:
+        names = _Names(module)
+        tp = _parse(annotation, names)
+        if tp is None:
+            namespace = {"__builtins__": builtins.__dict__}
+            tp = eval(annotation, namespace, names)  # our own annotation strings
+        if module.startswith(_GENERATED):
+            _EVALUATED[key] = tp
+    return tp
+
+
+_TOKEN = re.compile(r"\s*(?:([A-Za-z_][\w.]*)|([\[\],]))")
+
+
+def _parse(annotation: str, names: _Names) -> Any:
+    """An annotation of names, dotted names and subscripts (``Optional[Dict[str, str]]``,
+    ``meta_v1.ObjectMeta``) evaluated without ``eval``, which compiles its string first:
+    names are looked up as ``eval`` would (``names``, then builtins). None for anything
+    else (a string literal, an operator, a name not found), which ``eval`` then does."""
+    tokens: List[str] = []
+    pos = 0
+    while pos < len(annotation):
+        m = _TOKEN.match(annotation, pos)
+        if m is None or m.end() == pos:
+            return None if annotation[pos:].strip() else _build(tokens, names)
+        tokens.append(m.group(1) or m.group(2))
+        pos = m.end()
+    return _build(tokens, names)
+
+
+def _build(tokens: List[str], names: _Names) -> Any:
+    tokens.reverse()
+    try:
+        tp = _term(tokens, names)
+    except (LookupError, AttributeError, TypeError):
+        return None
+    return None if tokens else tp
+
+
+def _term(tokens: List[str], names: _Names) -> Any:
+    """One name, maybe subscripted; pops what it reads (``tokens`` is reversed)."""
+    head, *attrs_ = tokens.pop().split(".")
+    if not head.isidentifier():
+        raise LookupError(head)
+    try:
+        value = names[head]
+    except KeyError:
+        value = builtins.__dict__[head]
+    for a in attrs_:
+        value = getattr(value, a)
+    if tokens and tokens[-1] == "[":
+        tokens.pop()
+        args = [_term(tokens, names)]
+        while tokens.pop() == ",":
+            args.append(_term(tokens, names))
+        value = value[args[0] if len(args) == 1 else tuple(args)]
+    return value
 
 
 class Plan:
@@ -413,6 +484,12 @@ def _make_plan(cls: type) -> Plan:
 
 Filler = Callable[[Any, Dict[str, Any]], None]
 _FILLERS: Dict[Tuple[type, bool], Filler] = {}
+#: A model-typed field a top-level filler fills: JSON name, attribute, slot setter, the
+#: model class, its location.
+_ModelField = Tuple[str, str, Callable[[Any, Any], None], type, Loc]
+
+#: The plain fields of nested (not top-level) classes, for top-level fillers to inline.
+_INLINE: Dict[type, Dict[str, Tuple[str, Any]]] = {}
 
 #: Names an annotation string may use for its field to be resolved when a filler is made:
 #: none of them names a model class, so resolving builds no class (a model-typed field of
@@ -437,9 +514,12 @@ def filler(cls: type, top: bool) -> Filler:
     return fn
 
 
-def _make_filler(cls: type, top: bool) -> Filler:
+def _fields_to_fill(cls: type, top: bool) -> Tuple[Dict[str, Tuple[str, Any]],
+                                                   List[_ModelField]]:
+    """The fields a filler fills: plain ones by JSON name (attribute, type check), and for
+    a top-level object its model-typed ones."""
     plain: Dict[str, Tuple[str, Any]] = {}
-    models: List[Tuple[str, Callable[[Any, Any], None], type, Loc, Filler]] = []
+    models: List[_ModelField] = []
     for f in plan_of(cls).fields:
         if not f.ready:
             if not (top or _plain(f.annotation)):
@@ -453,8 +533,13 @@ def _make_filler(cls: type, top: bool) -> Filler:
         elif top:
             tp = _strip_optional(f.type)
             if isinstance(tp, type) and issubclass(tp, View):
-                models.append((f.json, f.set, tp, f.top, filler(tp, False)))
-    if getattr(cls, "__setattr__", None) is object.__setattr__:
+                models.append((f.json, f.name, f.set, tp, f.top))
+    return plain, models
+
+
+def _make_filler(cls: type, top: bool) -> Filler:
+    plain, models = _fields_to_fill(cls, top)
+    if _sets_slots_plainly(cls):
         return _compiled_filler(cls, plain, models)
     # A class with a __setattr__ of its own (attrs on_setattr hooks): the slots are set
     # directly, as a first read sets them.
@@ -472,13 +557,15 @@ def _make_filler(cls: type, top: bool) -> Filler:
 
     if not models:
         return fill
+    fill_models = [(key, put_model, model, loc, filler(model, False))
+                   for key, _, put_model, model, loc in models]
 
     def fill_top(obj: Any, raw: Dict[str, Any]) -> None:
         for key, value in raw.items():
             entry = get(key)
             if entry is not None and isinstance(value, entry[1]):
                 put(obj, entry[0], value)
-        for key, put_model, model, loc, fill_model in models:
+        for key, put_model, model, loc, fill_model in fill_models:
             value = raw.get(key)
             if value.__class__ is dict:
                 sub: Any = _new(model)
@@ -490,50 +577,126 @@ def _make_filler(cls: type, top: bool) -> Filler:
     return fill_top
 
 
-def _compiled_filler(
-    cls: type,
-    plain: Dict[str, Tuple[str, Any]],
-    models: List[Tuple[str, Callable[[Any, Any], None], type, Loc, Filler]],
-) -> Filler:
+def _sets_slots_plainly(cls: type) -> bool:
+    """No ``__setattr__`` of its own: ``obj.attr = v`` in generated code stores the slot."""
+    return getattr(cls, "__setattr__", None) is object.__setattr__
+
+
+def _nested_plain(cls: type) -> Dict[str, Tuple[str, Any]]:
+    """The plain fields of ``cls`` as a nested object, to inline in a top-level filler."""
+    plain = _INLINE.get(cls)
+    if plain is None:
+        plain = _INLINE.setdefault(cls, _fields_to_fill(cls, False)[0])
+    return plain
+
+
+def _compiled_filler(cls: type, plain: Dict[str, Tuple[str, Any]],
+                     models: List[_ModelField]) -> Filler:
     """The filler of a class without a ``__setattr__`` of its own, as straight-line code:
-    per field one ``raw.get``, an exact-class check (``v.__class__ is T``) and a plain
-    attribute store, which the interpreter runs as a slot store, instead of a loop
-    calling ``isinstance`` and ``setattr`` per key. A value of another class (a bool for
-    an int, a str subclass) stays for its first read, which checks and converts it as
-    before. Names come from the class's own fields (attrs attribute names, identifiers);
-    JSON names are written as string literals."""
-    lines = ["def fill(obj, raw):", "    get = raw.get"]
-    env: Dict[str, Any] = {"new": _new}
+    per field a ``key in raw`` (no call; all an absent field costs), then ``raw[key]``,
+    an exact type check (``type(v) is T``) and a plain attribute store, which the
+    interpreter runs as a slot store. The filler of a model-typed field (``metadata``) is
+    inlined when it is straight-line code too, so a top-level object is one Python call.
+    A value of another class (a bool for an int, a str subclass) stays for its first read,
+    which checks and converts it as before. Names come from the class's own fields (attrs
+    attribute names, identifiers); JSON names are written as string literals."""
+    env: Dict[str, Any] = {"new": _new, "type": type}
+    lines = ["def fill(obj, raw):", *_fill_body(cls, plain, models, env, "    ")]
+    fn: Filler = _compile(cls, "filler", lines, env)["fill"]
+    return fn
+
+
+def _fill_body(cls: type, plain: Dict[str, Tuple[str, Any]], models: List[_ModelField],
+               env: Dict[str, Any], indent: str) -> List[str]:
+    """The statements that fill ``obj`` from ``raw``."""
+    lines: List[str] = []
+    _emit_plain(lines, env, cls, plain, "obj", "raw", indent)
+    for key, attr, _, model, loc in models:
+        _check_identifier(cls, attr)
+        n = len(env)
+        env[f"M{n}"], env[f"L{n}"] = model, loc
+        lines += [f"{indent}m = raw.get({key!r})",
+                  f"{indent}if type(m) is dict:",
+                  f"{indent}    sub = new(M{n})",
+                  f"{indent}    sub._kube_raw = m",
+                  f"{indent}    sub._kube_at = L{n}"]
+        if _sets_slots_plainly(model):
+            _emit_plain(lines, env, model, _nested_plain(model), "sub", "m", indent + "    ")
+        else:
+            env[f"F{n}"] = filler(model, False)
+            lines.append(f"{indent}    F{n}(sub, m)")
+        lines.append(f"{indent}    obj.{attr} = sub")
+    return lines or [f"{indent}pass"]
+
+
+def _compile(cls: type, what: str, lines: List[str], env: Dict[str, Any]) -> Dict[str, Any]:
+    code = compile("\n".join(lines) + "\n", f"<kubesync {what} of {cls.__qualname__}>", "exec")
+    exec(code, env)  # our own generated source, from field names and JSON names only
+    return env
+
+
+#: A LIST's items -> new top-level objects: see ``list_filler``.
+ListFiller = Callable[[List[Any]], List[Any]]
+_LIST_FILLERS: Dict[type, Optional[ListFiller]] = {}
+
+
+def list_filler(cls: type) -> Optional[ListFiller]:
+    """``fill_list(items)``: a new top-level object of ``cls`` per item, filled as
+    ``filler(cls, True)`` fills, in one loop of straight-line code (no Python call per
+    item); a ``DecodeError`` naming the first item that is not a JSON object. None for a
+    class with a ``__setattr__`` of its own. Made once per class, on first use."""
+    if cls in _LIST_FILLERS:
+        return _LIST_FILLERS[cls]
+    fn: Optional[ListFiller] = None
+    if _sets_slots_plainly(cls):
+        plain, models = _fields_to_fill(cls, True)
+        env: Dict[str, Any] = {"new": _new, "type": type, "dict": dict, "C": cls,
+                               "not_an_object": _not_an_object}
+        lines = ["def fill_list(raws):",
+                 "    items = []",
+                 "    append = items.append",
+                 "    for raw in raws:",
+                 "        if type(raw) is not dict:",
+                 "            not_an_object(C, raws, raw)",
+                 "        obj = new(C)",
+                 "        obj._kube_raw = raw",
+                 "        obj._kube_at = None",
+                 *_fill_body(cls, plain, models, env, "        "),
+                 "        append(obj)",
+                 "    return items"]
+        fn = _compile(cls, "list filler", lines, env)["fill_list"]
+    return _LIST_FILLERS.setdefault(cls, fn)
+
+
+def _not_an_object(cls: type, raws: List[Any], raw: Any) -> None:
+    index = next(i for i, x in enumerate(raws) if x is raw)
+    raise DecodeError(f"expected an object, got {type_name(raw)}", kind=kind_name(cls),
+                      path=f"items[{index}]")
+
+
+def _check_identifier(cls: type, attr: str) -> None:
+    if not attr.isidentifier():  # cannot happen for attrs fields; stay safe anyway
+        raise ValueError(f"{cls.__name__}: field name {attr!r} is not an identifier")
+
+
+def _emit_plain(lines: List[str], env: Dict[str, Any], cls: type,
+                plain: Dict[str, Tuple[str, Any]], obj: str, raw: str, indent: str) -> None:
     for key, (attr, check) in plain.items():
-        if not attr.isidentifier():  # cannot happen for attrs fields; stay safe anyway
-            raise ValueError(f"{cls.__name__}: field name {attr!r} is not an identifier")
-        lines.append(f"    v = get({key!r})")
+        _check_identifier(cls, attr)
+        lines += [f"{indent}if {key!r} in {raw}:", f"{indent}    v = {raw}[{key!r}]"]
         if check is object:
             test = "v is not None"
         else:
-            kinds = check if isinstance(check, tuple) else (check,)
             names = []
-            for t in kinds:
-                env[f"T{len(env)}"] = t
-                names.append(f"c is T{len(env) - 1}")
-            lines.append("    c = v.__class__")
-            test = " or ".join(names)
-        lines.append(f"    if {test}:")
-        lines.append(f"        obj.{attr} = v")
-    for n, (key, put_model, model, loc, fill_model) in enumerate(models):
-        env[f"M{n}"], env[f"L{n}"], env[f"F{n}"], env[f"S{n}"] = (
-            model, loc, fill_model, put_model)
-        lines += [f"    v = get({key!r})",
-                  "    if v.__class__ is dict:",
-                  f"        sub = new(M{n})",
-                  "        sub._kube_raw = v",
-                  f"        sub._kube_at = L{n}",
-                  f"        F{n}(sub, v)",
-                  f"        S{n}(obj, sub)"]
-    code = compile("\n".join(lines) + "\n", f"<kubesync filler of {cls.__qualname__}>", "exec")
-    exec(code, env)  # our own generated source, from field names and JSON names only
-    fn: Filler = env["fill"]
-    return fn
+            for t in (check if isinstance(check, tuple) else (check,)):
+                names.append(f"T{len(env)}")
+                env[names[-1]] = t
+            if len(names) == 1:
+                test = f"type(v) is {names[0]}"
+            else:
+                lines.append(f"{indent}    t = type(v)")
+                test = " or ".join(f"t is {name}" for name in names)
+        lines += [f"{indent}    if {test}:", f"{indent}        {obj}.{attr} = v"]
 
 
 # -- lazy reads ---------------------------------------------------------------------------

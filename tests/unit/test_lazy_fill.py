@@ -130,3 +130,53 @@ def test_a_class_with_its_own_setattr_is_filled_through_its_slots() -> None:
     obj = decode(Hooked, {"name": "a", "other": 1})
     assert in_slot(obj, "name") == "a"
     assert encode(obj) == {"name": "a", "other": 1}
+
+
+def test_a_list_builds_its_list_metadata_on_first_read_only() -> None:
+    from kubesync.models.meta_v1 import ListMeta
+
+    raw = {"metadata": {"resourceVersion": "7", "continue": "c", "remainingItemCount": 3},
+           "items": [{"metadata": {"name": "a"}}]}
+    lst = decode_list(ConfigMap, raw)
+    # The properties read the JSON: no ListMeta is made for them.
+    assert (lst.resource_version, lst.continue_, lst.remaining_item_count) == ("7", "c", 3)
+    assert lst._metadata is raw["metadata"]
+    same = decode_list(ConfigMap, copy.deepcopy(raw))
+    assert isinstance(same.metadata, ListMeta) and same.metadata.resource_version == "7"
+    assert lst == same and same == lst  # one as JSON, one as ListMeta: still equal
+    other = decode_list(ConfigMap, {**raw, "metadata": {"resourceVersion": "8"}})
+    assert lst != other
+    assert encode(lst) == raw
+
+
+def test_a_list_metadata_field_of_the_wrong_type_is_reported_on_read() -> None:
+    lst = decode_list(ConfigMap, {"metadata": {"resourceVersion": 7}, "items": []})
+    with pytest.raises(DecodeError, match="resourceVersion"):
+        lst.resource_version  # noqa: B018
+    with pytest.raises(DecodeError, match="metadata"):
+        decode_list(ConfigMap, {"metadata": [1], "items": []})
+
+
+@pytest.mark.parametrize("annotation", [
+    "str", "Optional[Dict[str, str]]", "List[meta_v1.OwnerReference]",
+    "Optional[Union[int, str]]", "Dict[str,List[int]]", "Optional[Time]", "Quantity",
+    "meta_v1.ObjectMeta",
+])
+def test_annotations_are_resolved_without_eval_as_eval_would(annotation: str) -> None:
+    from kubesync.core import lazy
+
+    names = lazy._Names("kubesync.models.core_v1")
+    assert lazy._parse(annotation, names) == eval(annotation, {}, names)
+
+
+@pytest.mark.parametrize("annotation", ["Literal['a']", "int | str", "List[", "a b", "Nope"])
+def test_other_annotations_are_left_to_eval(annotation: str) -> None:
+    from kubesync.core import lazy
+
+    assert lazy._parse(annotation, lazy._Names("kubesync.models.core_v1")) is None
+
+
+def test_a_list_item_that_is_not_an_object_is_named_by_its_index() -> None:
+    with pytest.raises(DecodeError) as info:
+        decode_list(ConfigMap, {"items": [{"metadata": {"name": "a"}}, {}, "x"]})
+    assert info.value.path == "items[2]" and "string" in str(info.value)
