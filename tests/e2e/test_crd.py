@@ -20,6 +20,7 @@ from kubesync.core.params import Patch
 from kubesync.core.request import ACCEPT_TABLE
 from kubesync.crd import (
     CrdNotAccepted,
+    CrdWaitTimeout,
     CustomResource,
     Model,
     PrinterColumn,
@@ -33,7 +34,7 @@ from kubesync.crd import (
 from kubesync.errors import BadRequest, Invalid, NotFound
 from kubesync.models.apiextensions_v1 import CustomResourceDefinition
 from kubesync.models.meta_v1 import LabelSelector
-from tests.helpers import server_minor
+from tests.helpers import eventually, server_minor
 
 pytestmark = pytest.mark.e2e
 
@@ -143,9 +144,25 @@ def group(kube_client: Any) -> Iterator[str]:
     """A group of its own (CRDs are cluster-scoped); its CRDs are deleted afterwards."""
     name = f"t{secrets.token_hex(4)}.kubesync.test"
     yield name
-    for crd in Api(kube_client, CustomResourceDefinition).list().items:
-        if crd.spec.group == name:
-            uninstall(kube_client, crd, timeout=60)
+    crds = Api(kube_client, CustomResourceDefinition)
+    mine = [crd for crd in crds.list().items if crd.spec.group == name]
+    for crd in mine:  # all deletions first: the server finalizes them side by side
+        uninstall(kube_client, crd, wait=False)
+    stuck = []
+    for crd in mine:
+        try:
+            uninstall(kube_client, crd, timeout=90)
+        except CrdWaitTimeout:
+            stuck.append(crd.metadata.name)
+    for crd_name in stuck:
+        # Seen in CI (1 run in about 10): the deletion of a CRD of a group whose other
+        # CRD had its names refused waited past 60 s on the server's cleanup finalizer.
+        # The group has no objects left, so drop the finalizer, as kubectl users do,
+        # rather than leave the CRD to the next test file.
+        crds.patch(crd_name, Patch.merge({"metadata": {"finalizers": None}}))
+        eventually(lambda n=crd_name: crds.get_opt(n) is None, 30,
+                   f"CRD {crd_name} gone once its finalizer was dropped")
+    assert not stuck, f"CRD deletion waited past 90 s on the server: {stuck}"
 
 
 @pytest.fixture

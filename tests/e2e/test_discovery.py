@@ -92,31 +92,33 @@ def test_ambiguous_names_are_reported(kube_client: Any) -> None:
 
 
 @pytest.fixture
-def create_gadgets_crd(kube_client: Any) -> Iterator[Callable[[], None]]:
-    """Calling it creates a cluster-scoped CRD and waits until it is served."""
+def create_doohickeys_crd(kube_client: Any) -> Iterator[Callable[[], None]]:
+    """Calling it creates a cluster-scoped CRD and waits until it is served. Its plural
+    is used by no other test file: a CRD another file leaves behind while its deletion
+    is pending would make a shared one ambiguous here."""
     path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
     created = []
 
     def create() -> None:
         kube_client.request("POST", path, body={
             "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": f"gadgets.{GROUP}"},
+            "metadata": {"name": f"doohickeys.{GROUP}"},
             "spec": {"group": GROUP, "scope": "Cluster",
-                     "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget",
-                               "shortNames": ["gdg"]},
+                     "names": {"plural": "doohickeys", "singular": "doohickey", "kind": "Doohickey",
+                               "shortNames": ["dhk"]},
                      "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
                          "openAPIV3Schema": {"type": "object",
                                              "x-kubernetes-preserve-unknown-fields": True}},
                          "subresources": {"status": {}}}]},
         })
         created.append(True)
-        wait_established(kube_client, f"gadgets.{GROUP}", timeout=60)
+        wait_established(kube_client, f"doohickeys.{GROUP}", timeout=60)
         eventually(lambda: served(kube_client, f"/apis/{GROUP}/v1"), timeout=30,
-                   what="the gadgets group in discovery")
+                   what="the doohickeys group in discovery")
 
     yield create
     if created:
-        kube_client.request("DELETE", f"{path}/gadgets.{GROUP}")
+        kube_client.request("DELETE", f"{path}/doohickeys.{GROUP}")
 
 
 def _resolves(d: Discovery, name: str) -> bool:
@@ -128,16 +130,16 @@ def _resolves(d: Discovery, name: str) -> bool:
 
 
 def test_custom_resources_resolve_after_refresh(
-        kube_client: Any, create_gadgets_crd: Callable[[], None]):
+        kube_client: Any, create_doohickeys_crd: Callable[[], None]):
     d = Discovery(kube_client)
     with pytest.raises(UsageError, match="no resource"):
-        d.resolve("gdg")
-    create_gadgets_crd()
+        d.resolve("dhk")
+    create_doohickeys_crd()
     # The miss in the cached answer reads the server again by itself (the new kind may
     # take a moment to reach discovery after the CRD is Established).
-    eventually(lambda: _resolves(d, "gdg"), 30, "gdg resolved after a refresh on a miss")
+    eventually(lambda: _resolves(d, "dhk"), 30, "dhk resolved after a refresh on a miss")
     d.refresh()
-    for name in ("gdg", "gadgets", "Gadget", f"gadget.{GROUP}", f"{GROUP}/v1/gadgets"):
+    for name in ("dhk", "doohickeys", "Doohickey", f"doohickey.{GROUP}", f"{GROUP}/v1/doohickeys"):
         r = d.resolve(name)
         assert (r.group, r.kind, r.namespaced, r.subresources) == (
-            GROUP, "Gadget", False, ("status",))
+            GROUP, "Doohickey", False, ("status",))
