@@ -157,9 +157,13 @@ def test_a_live_change_is_reconciled_before_the_bulk_of_a_2000_object_initial_li
         cms.patch("bulk-1999", Patch.merge({"data": {"v": "live"}}))
         cms.create(cm("live-new", "1"))
         ns = kube_namespace
+        # The informer writes the store before it hands the event to the queue: wait for
+        # the queue too (live-new is its one new key; bulk-1999's came before it, in
+        # order, and only moved up), or the gate could open in between.
         eventually(lambda: c.store.get("live-new", ns) is not None
-                   and _value(c.store.get("bulk-1999", ns) or cm("x")) == "live",
-                   what="both live changes in the controller's store")
+                   and _value(c.store.get("bulk-1999", ns) or cm("x")) == "live"
+                   and len(c.queue) == total,
+                   what="both live changes in the controller's store and queue")
         hold.set()
         eventually(lambda: len(order) == total + 1 and _idle(c), timeout=120)
     finally:
