@@ -390,8 +390,8 @@ def _parse(annotation: str, names: _Names) -> Any:
     tokens: List[str] = []
     pos = 0
     while pos < len(annotation):
-        m = _TOKEN.match(annotation, pos)
-        if m is None or m.end() == pos:
+        m = _TOKEN.match(annotation, pos)  # a match takes at least one token
+        if m is None:
             return None if annotation[pos:].strip() else _build(tokens, names)
         tokens.append(m.group(1) or m.group(2))
         pos = m.end()
@@ -637,35 +637,54 @@ def _compile(cls: type, what: str, lines: List[str], env: Dict[str, Any]) -> Dic
 
 #: A LIST's items -> new top-level objects: see ``list_filler``.
 ListFiller = Callable[[List[Any]], List[Any]]
-_LIST_FILLERS: Dict[type, Optional[ListFiller]] = {}
+_LIST_FILLERS: Dict[type, ListFiller] = {}
 
 
-def list_filler(cls: type) -> Optional[ListFiller]:
+def list_filler(cls: type) -> ListFiller:
     """``fill_list(items)``: a new top-level object of ``cls`` per item, filled as
-    ``filler(cls, True)`` fills, in one loop of straight-line code (no Python call per
-    item); a ``DecodeError`` naming the first item that is not a JSON object. None for a
-    class with a ``__setattr__`` of its own. Made once per class, on first use."""
-    if cls in _LIST_FILLERS:
-        return _LIST_FILLERS[cls]
-    fn: Optional[ListFiller] = None
-    if _sets_slots_plainly(cls):
-        plain, models = _fields_to_fill(cls, True)
-        env: Dict[str, Any] = {"new": _new, "type": type, "dict": dict, "C": cls,
-                               "not_an_object": _not_an_object}
-        lines = ["def fill_list(raws):",
-                 "    items = []",
-                 "    append = items.append",
-                 "    for raw in raws:",
-                 "        if type(raw) is not dict:",
-                 "            not_an_object(C, raws, raw)",
-                 "        obj = new(C)",
-                 "        obj._kube_raw = raw",
-                 "        obj._kube_at = None",
-                 *_fill_body(cls, plain, models, env, "        "),
-                 "        append(obj)",
-                 "    return items"]
-        fn = _compile(cls, "list filler", lines, env)["fill_list"]
-    return _LIST_FILLERS.setdefault(cls, fn)
+    ``filler(cls, True)`` fills; a ``DecodeError`` naming the first item that is not a
+    JSON object. For a class without a ``__setattr__`` of its own, one loop of
+    straight-line code (no Python call per item). Made once per class, on first use."""
+    fn = _LIST_FILLERS.get(cls)
+    if fn is None:
+        fn = _LIST_FILLERS.setdefault(cls, _make_list_filler(cls))
+    return fn
+
+
+def _make_list_filler(cls: type) -> ListFiller:
+    if not _sets_slots_plainly(cls):
+        fill = filler(cls, True)
+
+        def fill_each(raws: List[Any]) -> List[Any]:
+            items = []
+            for raw in raws:
+                if raw.__class__ is not dict:
+                    _not_an_object(cls, raws, raw)
+                obj: Any = _new(cls)
+                obj._kube_raw = raw
+                obj._kube_at = None
+                fill(obj, raw)
+                items.append(obj)
+            return items
+
+        return fill_each
+    plain, models = _fields_to_fill(cls, True)
+    env: Dict[str, Any] = {"new": _new, "type": type, "dict": dict, "C": cls,
+                           "not_an_object": _not_an_object}
+    lines = ["def fill_list(raws):",
+             "    items = []",
+             "    append = items.append",
+             "    for raw in raws:",
+             "        if type(raw) is not dict:",
+             "            not_an_object(C, raws, raw)",
+             "        obj = new(C)",
+             "        obj._kube_raw = raw",
+             "        obj._kube_at = None",
+             *_fill_body(cls, plain, models, env, "        "),
+             "        append(obj)",
+             "    return items"]
+    fn: ListFiller = _compile(cls, "list filler", lines, env)["fill_list"]
+    return fn
 
 
 def _not_an_object(cls: type, raws: List[Any], raw: Any) -> None:

@@ -22,7 +22,7 @@ from typing import (
 
 import attrs
 
-from kubesync.core.lazy import View, decode, encode, filler, list_filler
+from kubesync.core.lazy import View, decode, encode, list_filler
 from kubesync.core.location import kind_name, type_name
 from kubesync.errors import DecodeError
 
@@ -33,7 +33,6 @@ __all__ = ["ObjectList", "decode_list"]
 
 K = TypeVar("K")
 
-_new = object.__new__
 
 
 def _same_json(a: Any, b: Any) -> bool:
@@ -144,27 +143,13 @@ def decode_list(cls: Type[K], data: Any) -> ObjectList[K]:
     if not isinstance(raw_items, list):
         raise DecodeError(f"expected an array, got {type_name(raw_items)}",
                           kind=kind_name(cls), path="items")
-    items: List[Any] = []
-    append = items.append
-    fill_list = list_filler(cls) if isinstance(cls, type) and issubclass(cls, View) else None
-    if fill_list is not None:
+    items: List[Any]
+    if isinstance(cls, type) and issubclass(cls, View):
         # The hot path of every LIST: one object per item, nothing converted (its plain
-        # fields and metadata put in their slots, see lazy.filler), in one generated loop.
-        items = fill_list(raw_items)
-    elif isinstance(cls, type) and issubclass(cls, View):
-        fill = filler(cls, True)
-        for i, raw in enumerate(raw_items):
-            if raw.__class__ is not dict:
-                raise DecodeError(f"expected an object, got {type_name(raw)}",
-                                  kind=kind_name(cls), path=f"items[{i}]")
-            obj: Any = _new(cls)
-            obj._kube_raw = raw
-            obj._kube_at = None
-            fill(obj, raw)
-            append(obj)
+        # fields and metadata put in their slots, see lazy.list_filler).
+        items = list_filler(cls)(raw_items)
     else:
-        for raw in raw_items:
-            append(decode(cls, raw))
+        items = [decode(cls, raw) for raw in raw_items]
     metadata = data.get("metadata") or {}
     if metadata.__class__ is not dict:
         raise DecodeError(f"expected an object, got {type_name(metadata)}",
