@@ -50,7 +50,11 @@ def read_log(path: Path) -> List[Interval]:
     if not path.exists():
         return []
     out = []
-    for line in path.read_text().splitlines():
+    # Only whole lines: a reader can see a replica's write half done (Linux grows the file
+    # page by page, so a line that crosses a page boundary shows up in two parts).
+    for line in path.read_text().splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
         member, start, end, key, owned = line.split()
         out.append(Interval(member, float(start), float(end), key, int(owned)))
     return out
