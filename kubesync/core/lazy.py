@@ -44,6 +44,7 @@ from typing import (
 import attrs
 
 from kubesync.core import fieldtypes
+from kubesync.core import json as _json
 from kubesync.core.converter import get_converter
 from kubesync.core.fieldtypes import TimeFormat
 from kubesync.core.forkgate import import_module
@@ -54,6 +55,7 @@ from kubesync.errors import DecodeError
 __all__ = [
     "ABSENT_AS_EMPTY",
     "JSON_NAME",
+    "Packed",
     "View",
     "codec_for",
     "decode",
@@ -62,6 +64,7 @@ __all__ = [
     "filler",
     "list_filler",
     "model_repr",
+    "pack_field",
     "plan_of",
     "validate",
 ]
@@ -79,6 +82,18 @@ JSON_NAME = "kubesync.json"
 ABSENT_AS_EMPTY = "kubesync.absent_as_empty"
 
 _new = object.__new__
+
+
+class Packed(bytes):
+    """A field's JSON value kept as compact JSON bytes (``pack_field``): a few hundred
+    bytes where the parsed tree of small dicts takes thousands. Read back by the field's
+    first read and by ``encode``, so nothing outside this module ever sees one."""
+
+    __slots__ = ()
+
+    def unpack(self) -> Any:
+        """The JSON value, parsed anew."""
+        return _json.loads(bytes(self))  # a copy: orjson reads exact bytes only
 
 # A field decoder: (JSON value, its location) -> Python value.
 Decoder = Callable[[Any, Loc], Any]
@@ -732,6 +747,8 @@ def lazy_getattr(self: Any, name: str) -> Any:
         raise AttributeError(f"{cls.__name__!r} object has no attribute {name!r}")
     raw = self._kube_raw
     value = None if raw is None else raw.get(f.json)
+    if value.__class__ is Packed:
+        value = value.unpack()
     if value is None and f.empty is not None and (raw is None or f.json not in raw):
         value = f.empty()
     elif value is not None:
@@ -849,7 +866,8 @@ def _encode_view(obj: Any) -> Dict[str, Any]:
             try:
                 value = f.get(obj)
             except AttributeError:  # never read: as it came
-                out[key] = raw_value
+                out[key] = (raw_value if raw_value.__class__ is not Packed
+                            else raw_value.unpack())
                 continue
             if value is None:
                 if raw_value is None:  # read, unchanged null (e.g. creationTimestamp: null)
@@ -937,6 +955,30 @@ def drop_field(obj: Any, name: str) -> None:
     if raw:
         raw.pop(f.json, None)
     f.set(obj, None)
+
+
+def pack_field(obj: Any, name: str) -> bool:
+    """Keep field ``name`` of a model, while it is unread, as compact JSON bytes in the
+    source mapping instead of a tree of dicts and lists; its first read and ``encode``
+    parse it back, so what reads and writes see is unchanged (lossless). For caches of
+    objects whose bulky fields are rarely read: ``metadata.managedFields`` is half of a
+    small object's memory as parsed and a fifth of that packed. A field already read keeps
+    its value in the slot, which reads and ``encode`` use first, so packing it is harmless
+    but frees nothing. True when packed; False when absent, already packed or not
+    JSON-encodable."""
+    f = plan_of(obj.__class__).by_attr.get(name)
+    if f is None:
+        raise AttributeError(f"{obj.__class__.__name__!r} has no field {name!r}")
+    raw = obj._kube_raw
+    value = None if not raw else raw.get(f.json)
+    if value is None or value.__class__ is Packed:
+        return False
+    try:
+        data = _json.dumps(value)
+    except (TypeError, ValueError, OverflowError):  # e.g. an int beyond 64 bits for orjson
+        return False
+    raw[f.json] = Packed(data)
+    return True
 
 
 def model_repr(obj: Any) -> str:

@@ -36,7 +36,13 @@ from kubesync.runtime.reconcile import (
 from kubesync.runtime.recorder import Recorder
 from kubesync.runtime.reflector import drop_managed_fields, reflect, start_reflector
 from kubesync.runtime.sharding import HashRing, Sharding
-from kubesync.runtime.store import Store, StoreStopped, StoreWriter, private_copy
+from kubesync.runtime.store import (
+    Store,
+    StoreStopped,
+    StoreWriter,
+    pack_managed_fields,
+    private_copy,
+)
 from kubesync.runtime.wait import WaitTimeout, await_condition
 from kubesync.runtime.watcher import (
     Apply,
@@ -102,6 +108,7 @@ __all__ = [
     "default_error_policy",
     "drop_managed_fields",
     "finalize",
+    "pack_managed_fields",
     "predicate_filter",
     "private_copy",
     "reconcile_deadline",
