@@ -1,7 +1,7 @@
 """Workload ``scale``: a reflector over 100,000 ConfigMaps, and its steady state.
 
 Each variant runs in a fresh process (``python -m bench.scale VARIANT ...``), so its peak
-RSS is its own: the ``ru_maxrss`` of that process, and what it holds once synced (RSS
+RSS is its own: the VmHWM of that process, and what it holds once synced (RSS
 after a full collection, minus its RSS before the first request).
 
 - Sync: the reflector until ``wait_until_ready()`` (a streaming list where the server
@@ -49,7 +49,14 @@ def _rss() -> int:
 
 
 def _peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's peak RSS in bytes: VmHWM, which is its own. Not ``ru_maxrss``:
+    Linux keeps that across exec, so a child spawned by a large parent (this bench, after
+    seeding) reported the parent's peak whenever its own was lower."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux
 
 
 def _cpu() -> float:
