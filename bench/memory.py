@@ -145,6 +145,10 @@ def run(env: Env, runs: int) -> WorkloadResult:
         targets=[
             Target(KUBESYNC, RAW, 1.0, "<= raw dicts"),
             Target(KUBESYNC, peers.OFFICIAL, 0.5, "<= 0.5x official"),
+            # Issue 21, target 4.
+            Target(KUBESYNC, RAW, 0.5, "<= 0.5x raw dicts"),
+            Target(KUBESYNC_FULL, RAW, 0.9, "<= 0.9x raw dicts"),
+            Target(KUBESYNC_FULL, peers.LIGHTKUBE, 1.0, "<= lightkube"),
         ],
         notes=["Objects kept in a dict keyed by (namespace, name) in every variant; "
                "kubesync's through start_reflector (pages of 500)."],
