@@ -285,6 +285,19 @@ def test_equality_is_by_field_values():
     assert a != b
 
 
+def test_generated_models_compare_their_fields_only_and_stay_unhashable():
+    a = decode(ConfigMap, {"metadata": {"name": "x", "labels": {"a": "b"}}, "data": {"k": "v"},
+                           "futureField": 1})
+    b = decode(ConfigMap, {"metadata": {"name": "x", "labels": {"a": "b"}}, "data": {"k": "v"}})
+    assert ConfigMap.__eq__ is Model.__eq__  # one method, not one compiled per class
+    assert a == b and not a != b  # an unknown key is not a field, as with attrs's __eq__
+    b.metadata.labels["a"] = "c"
+    assert a != b and not a == b
+    assert a.__eq__(ObjectMeta()) is NotImplemented and a != ObjectMeta()
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(a)
+
+
 def test_repr_shows_only_set_fields():
     cm = ConfigMap(metadata=ObjectMeta(name="x"))
     assert repr(cm) == (
