@@ -66,6 +66,7 @@ __all__ = [
     "model_repr",
     "pack_field",
     "plan_of",
+    "share_strings",
     "validate",
 ]
 
@@ -1046,6 +1047,44 @@ def pack_field(obj: Any, name: str) -> bool:
         return False
     raw[f.json] = Packed(data)
     return True
+
+
+_intern = sys.intern
+
+
+def share_strings(obj: Any, *names: str) -> None:
+    """Replace the strings of the fields ``names`` of a model as the source mapping holds
+    them (a string, or the string values of a map or list) by their interned copies
+    (``sys.intern``), in the slot too when it holds the same value: equal values, so
+    nothing a read or ``encode`` gives changes, but a cache of many objects keeps one copy
+    of each repeated string (a namespace, a label value) instead of one per object. Maps
+    and lists change in place. A value set after decoding, a packed or a non-string value
+    is left as it is; a name the model lacks raises AttributeError."""
+    by_attr = (_PLANS.get(obj.__class__) or plan_of(obj.__class__)).by_attr
+    raw = obj._kube_raw
+    for name in names:
+        f = by_attr.get(name)
+        if f is None:
+            raise AttributeError(f"{obj.__class__.__name__!r} has no field {name!r}")
+        value = raw.get(f.json) if raw else None
+        if value is None:
+            continue
+        cls = value.__class__
+        if cls is str:
+            shared = raw[f.json] = _intern(value)
+            try:
+                if f.get(obj) is value:  # filled or read, unchanged
+                    f.set(obj, shared)
+            except AttributeError:  # unread
+                pass
+        elif cls is dict:
+            for k, v in value.items():
+                if v.__class__ is str:
+                    value[k] = _intern(v)
+        elif cls is list:
+            for i, v in enumerate(value):
+                if v.__class__ is str:
+                    value[i] = _intern(v)
 
 
 def model_repr(obj: Any) -> str:

@@ -42,6 +42,7 @@ from kubesync.runtime.store import (
     StoreWriter,
     pack_managed_fields,
     private_copy,
+    share_common_strings,
 )
 from kubesync.runtime.wait import WaitTimeout, await_condition
 from kubesync.runtime.watcher import (
@@ -113,6 +114,7 @@ __all__ = [
     "private_copy",
     "reconcile_deadline",
     "reflect",
+    "share_common_strings",
     "shared_informers",
     "start_reflector",
     "watch",
