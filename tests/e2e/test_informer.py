@@ -111,13 +111,15 @@ def _without_type(body: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in body.items() if k not in ("kind", "apiVersion")}
 
 
-def test_a_store_gives_back_every_field_the_server_sent_managed_fields_included(
+def test_a_store_gives_back_every_field_the_server_sent_and_shares_repeated_strings(
         kube_client: Client, kube_namespace: str) -> None:
-    # Stores keep managedFields packed (JSON bytes until read): reads, encode and a
-    # replace from a private copy must see exactly what a GET of the object sees.
+    # Stores keep managedFields packed (JSON bytes until read) and intern the strings
+    # objects repeat: reads, encode and a replace from a private copy must see exactly
+    # what a GET of the object sees.
     api = Api(kube_client, ConfigMap, kube_namespace)
     for i in range(5):
-        api.apply(ConfigMap(metadata=ObjectMeta(name=f"packed-{i}", labels={"n": str(i)}),
+        labels = {"n": str(i), "team": "e2e-shared-team"}
+        api.apply(ConfigMap(metadata=ObjectMeta(name=f"packed-{i}", labels=labels),
                             data={"v": str(i)}), field_manager="e2e-packer")
     api.patch("packed-0", Patch.merge({"data": {"w": "by merge"}}))  # a second manager
     store = start_reflector(api, shared=False)
@@ -129,6 +131,11 @@ def test_a_store_gives_back_every_field_the_server_sent_managed_fields_included(
             assert isinstance(cached.metadata._kube_raw["managedFields"], Packed)
             assert _without_type(encode(cached)) == _without_type(encode(served))
             assert cached.metadata.managed_fields == served.metadata.managed_fields
+        cached_all = [o for o in store.list() if str(o.metadata.name).startswith("packed-")]
+        assert len(cached_all) == 5
+        # One copy of each repeated string for the whole store, not one per object.
+        assert len({id(o.metadata.namespace) for o in cached_all}) == 1
+        assert len({id((o.metadata.labels or {})["team"]) for o in cached_all}) == 1
         first, second = (store.get(f"packed-{i}", kube_namespace) for i in (0, 1))
         assert first is not None and second is not None
         assert {"e2e-packer"} < {e.manager for e in first.metadata.managed_fields or ()}
