@@ -1049,19 +1049,20 @@ def pack_field(obj: Any, name: str) -> bool:
     return True
 
 
-_intern = sys.intern
-
-
-def share_strings(obj: Any, *names: str) -> None:
+def share_strings(obj: Any, *names: str, pool: Dict[str, str]) -> None:
     """Replace the strings of the fields ``names`` of a model as the source mapping holds
-    them (a string, or the string values of a map or list) by their interned copies
-    (``sys.intern``), in the slot too when it holds the same value: equal values, so
-    nothing a read or ``encode`` gives changes, but a cache of many objects keeps one copy
-    of each repeated string (a namespace, a label value) instead of one per object. Maps
-    and lists change in place. A value set after decoding, a packed or a non-string value
-    is left as it is; a name the model lacks raises AttributeError."""
+    them (a string, or the string values of a map or list) by the equal string already in
+    ``pool`` (adding those it lacks), in the slot too when it holds the same value: equal
+    values, so nothing a read or ``encode`` gives changes, but a cache of many objects keeps
+    one copy of each repeated string (a namespace, a label value) instead of one per
+    object. Maps and lists change in place. A value set after decoding, a packed or a
+    non-string value is left as it is; a name the model lacks raises AttributeError.
+
+    ``pool`` is the caller's to bound (``sys.intern`` is not used: on Python 3.12 an
+    interned string is never freed, and label values can be unique)."""
     by_attr = (_PLANS.get(obj.__class__) or plan_of(obj.__class__)).by_attr
     raw = obj._kube_raw
+    share = pool.setdefault
     for name in names:
         f = by_attr.get(name)
         if f is None:
@@ -1071,20 +1072,22 @@ def share_strings(obj: Any, *names: str) -> None:
             continue
         cls = value.__class__
         if cls is str:
-            shared = raw[f.json] = _intern(value)
+            shared = raw[f.json] = share(value, value)
             try:
                 if f.get(obj) is value:  # filled or read, unchanged
                     f.set(obj, shared)
             except AttributeError:  # unread
                 pass
         elif cls is dict:
-            for k, v in value.items():
+            # A snapshot: a user changing the map meanwhile (which they must not) cannot
+            # make this raise and the store lose the event.
+            for k, v in tuple(value.items()):
                 if v.__class__ is str:
-                    value[k] = _intern(v)
+                    value[k] = share(v, v)
         elif cls is list:
-            for i, v in enumerate(value):
+            for i, v in enumerate(tuple(value)):
                 if v.__class__ is str:
-                    value[i] = _intern(v)
+                    value[i] = share(v, v)
 
 
 def model_repr(obj: Any) -> str:

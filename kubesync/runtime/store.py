@@ -337,25 +337,43 @@ def pack_managed_fields(obj: K) -> K:
     return obj
 
 
+#: How many distinct strings ``share_common_strings`` keeps to share; past that it starts
+#: a new pool, so unique values (a pod-template-hash per ReplicaSet) cannot grow it
+#: without bound. About 400 KB at most for strings no object holds any more.
+SHARED_STRINGS_MAX = 4096
+_SHARED: Dict[str, str] = {}
+
+
 def share_common_strings(obj: K) -> K:
-    """Intern the strings that a cache holds a copy of per object although few distinct
+    """Share the strings that a cache holds a copy of per object although few distinct
     ones exist: a model's ``apiVersion``, ``kind``, ``metadata.namespace`` and label values
-    (``kubesync.core.lazy.share_strings``). Equal values, so nothing read or written
-    changes; a store of ConfigMaps in one namespace holds about 180 bytes less per object.
-    Every ``StoreWriter`` does this; other kinds of object (``DynamicObject``) are left as
-    they are."""
+    (``kubesync.core.lazy.share_strings``, with one bounded pool for the process). Equal
+    values, so nothing read or written changes; a store of ConfigMaps in one namespace
+    holds about 180 bytes less per object. Every ``StoreWriter`` does this; other kinds of
+    object (``DynamicObject``) are left as they are."""
     if isinstance(obj, View):
+        pool = _SHARED
+        if len(pool) > SHARED_STRINGS_MAX:
+            pool.clear()  # atomic; a writer in another thread just adds to the new pool
         try:
-            share_strings(obj, "api_version", "kind")
-        except AttributeError:  # a model of its own, without the field
-            pass
+            share_strings(obj, "api_version", "kind", pool=pool)
+        except AttributeError:  # a model of its own, without some of the fields
+            _share_each(obj, ("api_version", "kind"), pool)
         meta = getattr(obj, "metadata", None)
         if isinstance(meta, View):
             try:
-                share_strings(meta, "namespace", "labels")
+                share_strings(meta, "namespace", "labels", pool=pool)
             except AttributeError:
-                pass
+                _share_each(meta, ("namespace", "labels"), pool)
     return obj
+
+
+def _share_each(obj: Any, names: Tuple[str, ...], pool: Dict[str, str]) -> None:
+    for name in names:
+        try:
+            share_strings(obj, name, pool=pool)
+        except AttributeError:
+            pass
 
 
 class StoreWriter(Generic[K]):
@@ -364,7 +382,7 @@ class StoreWriter(Generic[K]):
     ``transform`` runs on each object on the way in (e.g. ``drop_managed_fields``, which
     halves a small object's memory). Then the ``managedFields`` of a model that still has
     them are packed (``pack_managed_fields``) and the strings repeated across objects are
-    interned (``share_common_strings``): what a read or ``encode`` gives is unchanged.
+    shared (``share_common_strings``): what a read or ``encode`` gives is unchanged.
     """
 
     def __init__(self, store: Optional[Store[K]] = None,
