@@ -258,21 +258,29 @@ def codec_for(tp: Any) -> Codec:
             return Codec(check=_SCALARS[tp])
     if origin in _SEQUENCES:
         (item_type,) = get_args(tp) or (Any,)
-        item = codec_for(item_type)
-        if item.dec is None:
-            return Codec(enc=None if item.enc is None else _list_encoder(item.enc), check=list)
-        return Codec(_list_decoder(item.dec), _list_encoder(item.enc or _identity))
+        return _list_codec(codec_for(item_type))
     if origin in _MAPPINGS:
         args = get_args(tp)
-        item = codec_for(args[1] if len(args) == 2 else Any)
-        if item.dec is None:
-            return Codec(enc=None if item.enc is None else _dict_encoder(item.enc), check=dict)
-        return Codec(_dict_decoder(item.dec), _dict_encoder(item.enc or _identity))
+        return _dict_codec(codec_for(args[1] if len(args) == 2 else Any))
     if origin in _UNIONS:
         members = get_args(tp)
         if all(m in _SCALARS for m in members):  # IntOrString and the like
             return Codec(check=tuple(t for m in members for t in _flat(_SCALARS[m])))
     return Codec(_cattrs_decoder(tp), _cattrs_encoder(tp))
+
+
+def _list_codec(item: Codec) -> Codec:
+    """The codec of a list of ``item``s."""
+    if item.dec is None:
+        return Codec(enc=None if item.enc is None else _list_encoder(item.enc), check=list)
+    return Codec(_list_decoder(item.dec), _list_encoder(item.enc or _identity))
+
+
+def _dict_codec(item: Codec) -> Codec:
+    """The codec of a map of string keys to ``item``s."""
+    if item.dec is None:
+        return Codec(enc=None if item.enc is None else _dict_encoder(item.enc), check=dict)
+    return Codec(_dict_decoder(item.dec), _dict_encoder(item.enc or _identity))
 
 
 def _flat(check: Any) -> Tuple[type, ...]:
@@ -399,12 +407,9 @@ _UNEVALUATED: Any = object()
 #: The codecs of the plain annotation leaves a generated model spells (see
 #: ``quick_codec``), as ``codec_for`` makes them from the evaluated types.
 _QUICK_LEAVES: Dict[str, Codec] = {
-    "str": Codec(check=str),
-    "Quantity": Codec(check=str),  # fieldtypes.Quantity is str
-    "int": Codec(check=int),
-    "bool": Codec(check=bool),
-    "float": Codec(check=(int, float)),
-    "IntOrString": Codec(check=(int, str)),  # Union[int, str]
+    **{tp.__name__: Codec(check=_SCALARS[tp]) for tp in _SCALARS},
+    "Quantity": Codec(check=_SCALARS[str]),  # fieldtypes.Quantity is str
+    "IntOrString": Codec(check=_flat(_SCALARS[int]) + _flat(_SCALARS[str])),  # int | str
     "Any": Codec(enc=_encode_any),
 }
 
@@ -420,17 +425,13 @@ def quick_codec(annotation: str) -> Optional[Codec]:
     leaf = _QUICK_LEAVES.get(annotation)
     if leaf is not None:
         return leaf
-    if annotation.endswith("]"):
+    if annotation.endswith("]"):  # the items have no decoder either (see the leaves)
         if annotation.startswith("List["):
             item = quick_codec(annotation[5:-1])
-            if item is not None and item.dec is None:
-                return Codec(enc=None if item.enc is None else _list_encoder(item.enc),
-                             check=list)
-        elif annotation.startswith("Dict[str, "):
+            return None if item is None else _list_codec(item)
+        if annotation.startswith("Dict[str, "):
             item = quick_codec(annotation[10:-1])
-            if item is not None and item.dec is None:
-                return Codec(enc=None if item.enc is None else _dict_encoder(item.enc),
-                             check=dict)
+            return None if item is None else _dict_codec(item)
     return None
 
 
