@@ -10,9 +10,9 @@ code does not work with one backend and fail with the other).
 from __future__ import annotations
 
 import json as _std_json
-from typing import Any, Union
+from typing import Any, Dict, Iterable, Union
 
-__all__ = ["BACKEND", "dumps", "json_copy", "loads"]
+__all__ = ["BACKEND", "dumps", "json_copy", "loads", "parsed_keys"]
 
 try:
     import orjson as _orjson
@@ -46,3 +46,13 @@ else:  # pragma: no cover - exercised where orjson is absent
 def json_copy(data: Any) -> Any:
     """A deep copy of JSON-native data (through the JSON codec: faster than deepcopy)."""
     return loads(dumps(data))
+
+
+def parsed_keys(names: Iterable[str]) -> Dict[str, str]:
+    """Each of ``names`` as ``loads`` gives it when it is an object's key (one parse for
+    all). orjson hands out one cached string object per short key (up to 64 bytes)
+    until another key takes its place in the cache, so code that looks parsed mappings
+    up by these very objects takes the dict's identity shortcut instead of comparing
+    characters. With the standard library, or once a cache entry is replaced, they are
+    equal strings: lookups are as correct, only not sped up."""
+    return {str(key): str(key) for key in loads(dumps(dict.fromkeys(names, 0)))}

@@ -237,3 +237,58 @@ def test_a_field_of_two_json_types_is_filled_with_either_and_not_with_a_third() 
     with pytest.raises(DecodeError, match="unhealthyPodEvictionPolicy"):
         spec.unhealthy_pod_eviction_policy  # noqa: B018
     assert encode(pdb) == raw
+
+
+def test_a_list_filler_looks_keys_up_by_the_parsers_own_key_objects() -> None:
+    import attrs
+
+    from kubesync.core import json as kjson
+    from kubesync.core.lazy import list_filler
+    from kubesync.core.model import Model
+
+    @attrs.define(slots=True, kw_only=True, repr=False)
+    class Fresh(Model):  # its filler is made here, from the parser's keys of now
+        display_name: str = ""
+        weight: int = 0
+
+    keys = [v for v in list_filler(Fresh).__globals__["V"] if isinstance(v, str)]
+    items = kjson.loads(kjson.dumps([{"displayName": "a", "weight": 1}]))
+    assert sorted(keys) == ["displayName", "weight"]
+    if kjson.BACKEND == "orjson":  # its key cache hands out these very strings
+        assert {id(k) for k in keys} == {id(k) for k in items[0]}
+    (obj,) = decode_list(Fresh, {"items": items}).items
+    assert in_slot(obj, "display_name") == "a" and in_slot(obj, "weight") == 1
+
+
+def test_a_list_filler_takes_the_key_strings_of_its_first_item() -> None:
+    from kubesync.core.lazy import list_filler
+
+    name, data = "".join(["na", "me"]), "".join(["da", "ta"])  # new objects, equal keys
+    raws = [{"metadata": {name: "a"}, data: {"x": "1"}}, {"metadata": {"name": "b"}}]
+    a, b = decode_list(ConfigMap, {"items": raws}).items
+    keys = list_filler(ConfigMap).__globals__["V"]
+    assert any(k is name for k in keys) and any(k is data for k in keys)
+    assert in_slot(in_slot(a, "metadata"), "name") == "a" and in_slot(a, "data") == {"x": "1"}
+    assert in_slot(in_slot(b, "metadata"), "name") == "b"
+    assert encode(a) == raws[0] and encode(b) == raws[1]
+
+
+def test_keys_equal_but_not_identical_to_the_parsers_fill_alike() -> None:
+    name = "".join(["na", "me"])  # a new string object, equal to the key
+    raw = {"metadata": {name: "a", "".join(["label", "s"]): {"k": "v"}}, "data": {"x": "1"}}
+    (cm,) = decode_list(ConfigMap, {"items": [raw]}).items
+    meta = in_slot(cm, "metadata")
+    assert in_slot(meta, "name") == "a" and in_slot(meta, "labels") == {"k": "v"}
+    assert encode(cm) == raw
+
+
+def test_a_value_reporting_the_fields_class_is_filled_as_its_first_read_would_take_it() -> None:
+    from unittest import mock
+
+    name = mock.Mock(spec=str)  # reports str as its __class__, as isinstance sees it
+    cm = decode(ConfigMap, {"metadata": {"name": name}})
+    meta = in_slot(cm, "metadata")
+    assert in_slot(meta, "name") is name
+    fresh = decode(ConfigMap, {"metadata": {}})
+    fresh.metadata._kube_raw["name"] = name  # not filled: the first read checks it
+    assert fresh.metadata.name is name
