@@ -767,15 +767,16 @@ def _fill_body(cls: type, plain: Dict[str, Tuple[str, Any]], models: List[_Model
 
 
 def _compile(cls: type, what: str, fn: str, params: str, body: List[str],
-             env: _Locals) -> Any:
+             env: _Locals, prologue: Tuple[str, ...] = ()) -> Any:
     """The function ``fn(params)`` with ``body``, the names of ``env`` its globals or, to
-    unpack, first unpacked into its locals from one tuple. (Positional defaults would
-    cost nothing per call, but a parameter list with defaults is about five times
-    dearer for ``compile`` to parse: it tries the list several ways.)"""
+    unpack, unpacked into its locals from one tuple after ``prologue``. (Positional
+    defaults would cost nothing per call, but a parameter list with defaults is about
+    five times dearer for ``compile`` to parse: it tries the list several ways.)"""
     if env.unpack:
         env.parse_keys()
         names = ", ".join(env.values)
-        source = "\n".join([f"def {fn}({params}):", f"    {names}, = V", *body]) + "\n"
+        source = "\n".join([f"def {fn}({params}):", *prologue, f"    {names}, = V",
+                            *body]) + "\n"
         namespace = {"V": tuple(env.values.values())}
     else:
         source = "\n".join([f"def {fn}({params}):", *body]) + "\n"
@@ -821,9 +822,10 @@ def _make_list_filler(cls: type) -> ListFiller:
     plain, models = _fields_to_fill(cls, True)
     env = _Locals(unpack=True)
     c = env.name(cls, "C")
-    body = ["    if raws and (first := raws[0]).__class__ is dict:",
-            "        RENEW(first)",
-            "    items = []",
+    # Before the keys are unpacked, so that this call gets them (and names nothing the
+    # unpacking binds: those are the function's locals, unbound until then).
+    renew = ("    if raws:", "        RENEW(raws[0])")
+    body = ["    items = []",
             "    append = items.append",
             "    for raw in raws:",
             "        if type(raw) is not dict:",
@@ -834,7 +836,7 @@ def _make_list_filler(cls: type) -> ListFiller:
             *_fill_body(cls, plain, models, env, "        "),
             "        append(obj)",
             "    return items"]
-    fn: ListFiller = _compile(cls, "list filler", "fill_list", "raws", body, env)
+    fn: ListFiller = _compile(cls, "list filler", "fill_list", "raws", body, env, renew)
     fn.__globals__["RENEW"] = _Renewal(fn.__globals__, env.key_positions(),
                                        tuple(key for key, *_ in models))
     return fn
@@ -855,7 +857,9 @@ class _Renewal:
         self.positions = positions
         self.nested = nested
 
-    def __call__(self, item: Dict[str, Any]) -> None:
+    def __call__(self, item: Any) -> None:
+        if type(item) is not dict:
+            return  # the filler's loop reports it
         values = self.namespace["V"]
         positions = self.positions
         fresh: Optional[List[Any]] = None

@@ -180,6 +180,10 @@ def test_a_list_item_that_is_not_an_object_is_named_by_its_index() -> None:
     with pytest.raises(DecodeError) as info:
         decode_list(ConfigMap, {"items": [{"metadata": {"name": "a"}}, {}, "x"]})
     assert info.value.path == "items[2]" and "string" in str(info.value)
+    with pytest.raises(DecodeError) as info:  # the first item, which keys are taken from
+        decode_list(ConfigMap, {"items": [["a"], {}]})
+    assert info.value.path == "items[0]" and "array" in str(info.value)
+    assert decode_list(ConfigMap, {"items": []}).items == []
 
 
 def test_plain_annotations_of_every_generated_field_get_the_codec_evaluating_gives() -> None:
