@@ -54,5 +54,6 @@ def parsed_keys(names: Iterable[str]) -> Dict[str, str]:
     until another key takes its place in the cache, so code that looks parsed mappings
     up by these very objects takes the dict's identity shortcut instead of comparing
     characters. With the standard library, or once a cache entry is replaced, they are
-    equal strings: lookups are as correct, only not sped up."""
-    return {str(key): str(key) for key in loads(dumps(dict.fromkeys(names, 0)))}
+    equal strings, and lookups are as correct."""
+    parsed: Dict[str, str] = {key: key for key in loads(dumps(dict.fromkeys(names, 0)))}
+    return parsed

@@ -672,14 +672,11 @@ def _compiled_filler(cls: type, plain: Dict[str, Tuple[str, Any]],
                      models: List[_ModelField]) -> Filler:
     """The filler of a class without a ``__setattr__`` of its own, as straight-line code:
     per field a ``key in raw`` (no call; all an absent field costs), then ``raw[key]``,
-    a class check (``v.__class__ is T``: no call, about 35 instructions less than
-    ``type(v) is T``; only an object that reports another class, as a mock with a spec
-    does, gets past it, and the first read's ``isinstance`` takes that one too) and a
-    plain attribute store, which the interpreter runs as a slot store. Whether an item
-    or a model-typed field is a JSON object is checked exactly (``type(m) is dict``):
-    what follows looks it up as one. The filler of a
-    model-typed field (``metadata``) is inlined when it is straight-line code too, so a
-    top-level object is one Python call.
+    an exact type check (``type(v) is T``; ``v.__class__`` would save a few dozen
+    instructions but run a property of the value's own, and let through an object that
+    reports another class) and a plain attribute store, which the interpreter runs as a
+    slot store. The filler of a model-typed field (``metadata``) is inlined when it is
+    straight-line code too, so a top-level object is one Python call.
     A value of another class (a bool for an int, a str subclass) stays for its first read,
     which checks and converts it as before. Names come from the class's own fields (attrs
     attribute names, identifiers); JSON names are string literals, and everything else is
@@ -706,12 +703,13 @@ class _Locals:
     the names it lists cost ``compile`` about 1,400 instructions per character, more
     than they save in a process that decodes a few objects each of many kinds."""
 
-    __slots__ = ("_names", "unpack", "values")
+    __slots__ = ("_keys", "_names", "unpack", "values")
 
     def __init__(self, unpack: bool) -> None:
         self.unpack = unpack
         self.values: Dict[str, Any] = {"new": _new, "type": type, "dict": dict}
-        self._names: Dict[Any, str] = {}
+        self._names: Dict[Tuple[str, int], str] = {}  # (prefix, id of the value) -> name
+        self._keys: Dict[str, str] = {}  # JSON key -> name
 
     def name(self, value: Any, prefix: str) -> str:
         """The local name of ``value`` (a type, a class, a location): one per distinct
@@ -723,27 +721,26 @@ class _Locals:
             self.values[name] = value
         return name
 
-    def parse_keys(self) -> None:
-        """Makes the JSON keys among ``values`` the parser's own strings."""
-        keys = _json.parsed_keys(k for k in self._names if k.__class__ is str)
-        for key, name in self._names.items():
-            if key.__class__ is str:
-                self.values[name] = keys.get(key, key)
-
-    def key_positions(self) -> Dict[str, int]:
-        """Each JSON key's index among ``values``."""
-        index = {name: i for i, name in enumerate(self.values)}
-        return {key: index[name] for key, name in self._names.items() if key.__class__ is str}
-
     def key(self, json_name: str) -> str:
         """The JSON key ``json_name`` as code: its local name, or a string literal."""
         if not self.unpack:
             return repr(json_name)
-        name = self._names.get(json_name)
+        name = self._keys.get(json_name)
         if name is None:
-            name = self._names[json_name] = f"K{len(self.values)}"
+            name = self._keys[json_name] = f"K{len(self.values)}"
             self.values[name] = json_name
         return name
+
+    def parse_keys(self) -> None:
+        """Makes the JSON keys among ``values`` the parser's own strings."""
+        parsed = _json.parsed_keys(self._keys)
+        for key, name in self._keys.items():
+            self.values[name] = parsed.get(key, key)
+
+    def key_positions(self) -> Dict[str, int]:
+        """Each JSON key's index among ``values``."""
+        index = {name: i for i, name in enumerate(self.values)}
+        return {key: index[name] for key, name in self._keys.items()}
 
 
 def _fill_body(cls: type, plain: Dict[str, Tuple[str, Any]], models: List[_ModelField],
@@ -837,17 +834,20 @@ def _make_list_filler(cls: type) -> ListFiller:
             "        append(obj)",
             "    return items"]
     fn: ListFiller = _compile(cls, "list filler", "fill_list", "raws", body, env, renew)
-    fn.__globals__["RENEW"] = _Renewal(fn.__globals__, env.key_positions(),
-                                       tuple(key for key, *_ in models))
+    inlined = tuple(key for key, _, _, model, _ in models if _sets_slots_plainly(model))
+    fn.__globals__["RENEW"] = _Renewal(fn.__globals__, env.key_positions(), inlined)
     return fn
 
 
 class _Renewal:
     """Keeps a list filler's keys the parser's current ones. orjson's key cache gives a
     key a new string object once another key has taken its place, and a filler made
-    before that then compares characters again. So each LIST call first takes the key
-    strings of its first item (and of the item's inlined model fields) for the ones
-    that have changed: a dozen dict lookups per LIST."""
+    before that would compare characters again. So each LIST call first takes the key
+    strings of its first item, and of that item's inlined model fields (``metadata``),
+    for the ones that have changed: one dict lookup per key there. Only exact ``str``
+    keys of exact ``dict`` mappings are taken (``type``, not ``__class__``, which a
+    value can fake): they are equal to the ones they replace and hash and compare as
+    strings do, so every later lookup finds the same entries."""
 
     __slots__ = ("namespace", "nested", "positions")
 
@@ -864,10 +864,10 @@ class _Renewal:
         positions = self.positions
         fresh: Optional[List[Any]] = None
         for mapping in (item, *[item.get(key) for key in self.nested]):
-            if mapping.__class__ is not dict:
+            if type(mapping) is not dict:
                 continue
-            for key in mapping:
-                i = positions.get(key) if key.__class__ is str else None
+            for key in tuple(mapping):  # a snapshot: another thread may change it
+                i = positions.get(key) if type(key) is str else None
                 if i is not None and values[i] is not key:
                     if fresh is None:
                         fresh = list(values)
@@ -889,7 +889,7 @@ def _check_identifier(cls: type, attr: str) -> None:
 
 def _emit_plain(lines: List[str], env: _Locals, cls: type,
                 plain: Dict[str, Tuple[str, Any]], obj: str, raw: str, indent: str) -> None:
-    # One line per field: ``if K in raw and (v := raw[K]).__class__ is T: obj.attr = v``.
+    # One line per field: ``if K in raw and type(v := raw[K]) is T: obj.attr = v``.
     # The same bytecode as four lines and blocks, but a quarter less for ``compile`` to
     # parse (a fresh process compiles each filler once: about 0.8 M instructions saved).
     for key, (attr, check) in plain.items():
@@ -900,9 +900,9 @@ def _emit_plain(lines: List[str], env: _Locals, cls: type,
         else:
             names = [env.name(t, "T") for t in (check if isinstance(check, tuple) else (check,))]
             if len(names) == 1:
-                test = f"(v := {raw}[{k}]).__class__ is {names[0]}"
+                test = f"type(v := {raw}[{k}]) is {names[0]}"
             else:
-                test = f"(t := (v := {raw}[{k}]).__class__) is " + " or t is ".join(names)
+                test = f"(t := type(v := {raw}[{k}])) is " + " or t is ".join(names)
                 test = f"({test})"
         lines.append(f"{indent}if {k} in {raw} and {test}: {obj}.{attr} = v")
 

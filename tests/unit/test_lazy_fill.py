@@ -277,22 +277,49 @@ def test_a_list_filler_takes_the_key_strings_of_its_first_item() -> None:
     assert encode(a) == raws[0] and encode(b) == raws[1]
 
 
-def test_keys_equal_but_not_identical_to_the_parsers_fill_alike() -> None:
-    name = "".join(["na", "me"])  # a new string object, equal to the key
-    raw = {"metadata": {name: "a", "".join(["label", "s"]): {"k": "v"}}, "data": {"x": "1"}}
-    (cm,) = decode_list(ConfigMap, {"items": [raw]}).items
-    meta = in_slot(cm, "metadata")
-    assert in_slot(meta, "name") == "a" and in_slot(meta, "labels") == {"k": "v"}
-    assert encode(cm) == raw
+def test_keys_equal_but_not_identical_to_the_filler_s_fill_alike() -> None:
+    def fresh(text: str) -> str:
+        return "".join(list(text))  # a new string object, equal to the key
+
+    first = {"metadata": {"name": "a"}, "data": {"x": "1"}}  # the keys the filler takes
+    second = {"metadata": {fresh("name"): "b", fresh("labels"): {"k": "v"}},
+              fresh("data"): {"y": "2"}}
+    a, b = decode_list(ConfigMap, {"items": [first, second]}).items
+    meta = in_slot(b, "metadata")
+    assert in_slot(meta, "name") == "b" and in_slot(meta, "labels") == {"k": "v"}
+    assert in_slot(b, "data") == {"y": "2"} and in_slot(in_slot(a, "metadata"), "name") == "a"
+    assert encode(a) == first and encode(b) == second
 
 
-def test_a_value_reporting_the_fields_class_is_filled_as_its_first_read_would_take_it() -> None:
+def test_a_key_or_mapping_that_only_reports_str_or_dict_is_not_taken_as_one() -> None:
+    from unittest import mock
+
+    from kubesync.core.lazy import list_filler
+
+    class Liar(str):
+        __hash__ = str.__hash__
+
+        @property  # type: ignore[misc]
+        def __class__(self) -> type:
+            return str
+
+    liar = Liar("binaryData")
+    decode_list(ConfigMap, {"items": [{liar: {}}]})
+    assert not any(k is liar for k in list_filler(ConfigMap).__globals__["V"])
+    odd = {"items": [{"metadata": mock.Mock(spec=dict), "data": {"x": "1"}}]}
+    (cm,) = decode_list(ConfigMap, odd).items  # decodes; the metadata waits for its read
+    assert cm.data == {"x": "1"}
+    with pytest.raises(AttributeError):
+        in_slot(cm, "metadata")
+
+
+def test_a_value_reporting_the_fields_class_is_left_for_its_first_read() -> None:
     from unittest import mock
 
     name = mock.Mock(spec=str)  # reports str as its __class__, as isinstance sees it
-    cm = decode(ConfigMap, {"metadata": {"name": name}})
-    meta = in_slot(cm, "metadata")
-    assert in_slot(meta, "name") is name
-    fresh = decode(ConfigMap, {"metadata": {}})
-    fresh.metadata._kube_raw["name"] = name  # not filled: the first read checks it
-    assert fresh.metadata.name is name
+    for cm in (decode(ConfigMap, {"metadata": {"name": name}}),
+               decode_list(ConfigMap, {"items": [{"metadata": {"name": name}}]}).items[0]):
+        meta = in_slot(cm, "metadata")
+        with pytest.raises(AttributeError):  # not exactly a str: not filled
+            in_slot(meta, "name")
+        assert cm.metadata.name is name  # the first read's isinstance takes it
