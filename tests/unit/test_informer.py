@@ -101,9 +101,10 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
     live = [event("MODIFIED", obj(f"o{i % 3}", str(10 + i), value=i)) for i in range(50)]
     api.pages = [page([obj("o0"), obj("o1"), obj("o2")], rv="9")]
     go = threading.Event()  # the changes come once both consumers are in
+    held = threading.Event()  # ... and the slow one is stuck in its handler
 
     def changes() -> Iterator[Any]:
-        assert go.wait(60)
+        assert go.wait(60) and held.wait(60)
         yield from live
 
     api.streams = [lambda: FakeStream(changes()), blocking_stream(stop)]
@@ -112,6 +113,7 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
     slow, fast = Collect(), Collect()
 
     def blocked(ev: Any) -> None:
+        held.set()
         assert gate.wait(60)
         slow(ev)
 
