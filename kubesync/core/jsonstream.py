@@ -1,0 +1,192 @@
+"""Decoding a JSON body while it arrives, so that a LIST's items are parsed as they come.
+
+A LIST of thousands of objects streams for as long as the server takes to make it; parsing
+it only once the last byte is in leaves all the parsing for after the wait. ``BodyDecoder``
+takes the body in parts (``feed``) and parses each item of a LIST as soon as its text is
+complete, in the gaps between reads: when the body ends, only its last part is left.
+
+How items are found, without a JSON scanner of our own: kube-apiserver writes a LIST as
+``{"kind":...,"metadata":{...},"items":[{...},{...}]}`` with no whitespace. The envelope
+is what comes before the first ``"items":[``; it is taken only if, closed with ``]}``, it
+parses as an object whose last key is ``items``. Every item then begins with the same
+text, its first key (``{"metadata":`` for built-in kinds, ``{"apiVersion":`` for custom
+ones): ``},`` followed by that text is a candidate end of an item. Outside a JSON string
+it is JSON structure (inside one, the quote would have to be escaped); it may still be the
+end of an object nested deeper (a StatefulSet's ``volumeClaimTemplates``), so a candidate
+counts only if the text from the item's start to there parses as one JSON object. A
+piece cut short at a nested end leaves brackets open and does not parse; it is kept and
+extended to the next candidate. After the last item, ``]`` and the envelope's end (any keys
+after the items too) are parsed with it. Every byte of the body is in exactly one parsed
+part, so the result equals parsing the whole body, and a body that is not JSON raises
+``ValueError`` as parsing it whole does.
+
+Anything else (no envelope in the first 64 KiB, items that are not objects, a body with
+whitespace between items, an item larger than 4 MiB or with more than 8 nested objects
+that begin as items do) is kept as it comes and parsed whole at the end, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from kubesync.core.json import BACKEND, loads
+
+__all__ = ["BodyDecoder"]
+
+#: The envelope of a LIST (kind, apiVersion, metadata) must end within this much text.
+HEAD_LIMIT = 64 * 1024
+#: Text after the last parsed item beyond this goes to the end-of-body parse.
+PIECE_LIMIT = 4 * 1024 * 1024
+#: Candidate ends that do not parse, within one item, before the rest of the body goes to
+#: the end-of-body parse: each costs a parse of the item so far, so an item with many
+#: nested objects that begin as items do costs at most this many parses more.
+MISSES_LIMIT = 8
+#: The first key of an item, as text (``{"metadata":``), must fit in this.
+OPENING_LIMIT = 80
+
+_ITEMS = b'"items":['
+
+
+def _piece(buf: bytes) -> Any:
+    """What an item's text is sliced from: orjson parses a ``memoryview`` as it is (a
+    slice copies nothing); the standard library takes bytes only."""
+    return memoryview(buf) if BACKEND == "orjson" else buf
+
+
+class BodyDecoder:
+    """Takes a JSON body in parts and gives the decoded document: ``feed(part)`` for each
+    part as it arrives, then ``result()``. A LIST's items are parsed as they complete (see
+    the module's docstring). Not thread-safe: one reader feeds it."""
+
+    __slots__ = ("_by_item", "_head", "_items", "_misses", "_opening", "_rest", "_scan",
+                 "_tail", "size")
+
+    def __init__(self) -> None:
+        self.size = 0  # bytes fed
+        self._head: Optional[Dict[str, Any]] = None  # the LIST's envelope, items empty
+        self._items: List[Any] = []
+        self._tail = b""  # text after the last part parsed
+        self._scan = 0  # where in _tail the search for the next item's end resumes
+        self._misses = 0  # candidate ends of the current item that did not parse
+        self._by_item = False  # a candidate end was a nested one: items one by one
+        self._opening: Optional[bytes] = None  # "}," + an item's first key
+        self._rest: Optional[List[bytes]] = None  # text for the end-of-body parse
+
+    def feed(self, data: bytes) -> None:
+        """The next part of the body (any size)."""
+        self.size += len(data)
+        if self._rest is not None:
+            self._rest.append(data)
+            return
+        buf = self._tail + data if self._tail else data
+        start = 0
+        if self._head is None:
+            start = self._take_head(buf)
+            if start < 0:
+                return
+        if self._opening is None:
+            opening = self._learn_opening(buf, start)
+            if opening is None:
+                return
+            self._opening = opening
+        self._take_items(buf, start)
+
+    def _take_head(self, buf: bytes) -> int:
+        """Where the items start, with the envelope taken; -1 (the text kept) if not yet
+        known, or not a LIST's (then everything goes to the end-of-body parse)."""
+        at = buf.find(_ITEMS, 0, HEAD_LIMIT + len(_ITEMS))
+        if at < 0:
+            if len(buf) > HEAD_LIMIT:
+                self._rest, self._tail = [buf], b""
+            else:
+                self._tail = buf
+            return -1
+        end = at + len(_ITEMS)
+        try:
+            head = loads(buf[:end] + b"]}")
+        except ValueError:
+            head = None
+        if type(head) is not dict or next(reversed(head), None) != "items" \
+                or head["items"] != []:
+            self._rest, self._tail = [buf], b""
+            return -1
+        self._head = head
+        self._scan = end
+        return end
+
+    def _learn_opening(self, buf: bytes, start: int) -> Optional[bytes]:
+        """``},`` + the first item's first key (``{"metadata":``), or None (the text kept
+        for later, or for the end-of-body parse when the items are not like that)."""
+        colon = buf.find(b'":', start + 2, start + OPENING_LIMIT)
+        if buf.startswith(b'{"', start) and colon > 0:
+            return b"}," + buf[start:colon + 2]
+        rest = buf[start:]
+        if len(rest) >= OPENING_LIMIT or (rest and not b'{"'.startswith(rest[:2])):
+            self._rest = [rest]  # no items, or not objects, or not as we know them
+            self._tail = b""
+        else:
+            self._tail, self._scan = rest, 0
+        return None
+
+    def _take_items(self, buf: bytes, start: int) -> None:
+        opening = self._opening
+        assert opening is not None
+        piece = _piece(buf)
+        if not self._by_item:
+            # All the items this part completes, in one parse: up to the last candidate
+            # end, as a JSON array. If that end is a nested object's, the array does not
+            # parse; from then on items are taken one by one.
+            end = buf.rfind(opening, start)
+            if end >= 0:
+                try:
+                    self._items.extend(loads(b"".join((b"[", piece[start:end + 1], b"]"))))
+                    start = end + 2
+                except ValueError:
+                    self._by_item = True
+                    self._scan = start
+            if not self._by_item:
+                self._keep(buf, start, len(buf))
+                return
+        find, items = buf.find, self._items
+        pos = max(self._scan, start)
+        while True:
+            end = find(opening, pos)
+            if end < 0:
+                break
+            pos = end + 2
+            try:
+                items.append(loads(piece[start:end + 1]))
+            except ValueError:  # a nested object's end: the item goes on to a later one
+                self._misses += 1
+                if self._misses > MISSES_LIMIT:
+                    self._rest, self._tail = [buf[start:]], b""
+                    return
+                continue
+            start = pos
+            self._misses = 0
+        # Resume after the last candidate, or where one could straddle the next part.
+        self._keep(buf, start, max(pos, len(buf) - len(opening) + 1))
+
+    def _keep(self, buf: bytes, start: int, scan: int) -> None:
+        """The text from ``start`` on waits for the next part (or the end-of-body parse,
+        when it has grown past ``PIECE_LIMIT``)."""
+        tail = buf[start:]
+        if len(tail) > PIECE_LIMIT:
+            self._rest, self._tail = [tail], b""
+        else:
+            self._tail, self._scan = tail, scan - start
+
+    def result(self) -> Any:
+        """The decoded body; None for an empty one. ``ValueError`` if it is not JSON."""
+        rest = self._tail if self._rest is None else b"".join(self._rest)
+        head = self._head
+        if head is None:
+            return loads(rest) if self.size else None
+        # The last item and the envelope's end: "{...}]}" (or "]}" with no items).
+        end = loads(b"".join((b'{"items":[', rest)))
+        if type(end) is not dict or type(end.get("items")) is not list:
+            raise ValueError("the LIST's items do not end as a JSON array")
+        self._items.extend(end.pop("items"))
+        head["items"] = self._items
+        head.update(end)  # keys after the items, as a whole parse would keep them
+        return head

@@ -1,0 +1,198 @@
+"""BodyDecoder: a JSON body decoded in parts equals the body decoded whole, however it is
+cut, and a LIST's items are parsed as their text completes."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any, Iterable, List
+
+import pytest
+
+from kubesync.core import jsonstream
+from kubesync.core.json import dumps, loads
+from kubesync.core.jsonstream import BodyDecoder
+
+
+def decode(body: bytes, sizes: Iterable[int]) -> Any:
+    d = BodyDecoder()
+    pos = 0
+    for size in sizes:
+        d.feed(body[pos:pos + size])
+        pos += size
+    d.feed(body[pos:])
+    return d.result()
+
+
+def cuts(body: bytes, seed: int) -> List[int]:
+    rng = random.Random(seed)
+    out, total = [], 0
+    while total < len(body):
+        n = rng.choice([1, 2, 3, 17, 100, 999, 4096, 70000])
+        out.append(n)
+        total += n
+    return out
+
+
+def config_map_list(n: int) -> bytes:
+    items = [{"metadata": {"name": f"cm-{i}", "labels": {"a": "b"}},
+              "data": {"k": "v" * (i % 50)}} for i in range(n)]
+    return dumps({"kind": "ConfigMapList", "apiVersion": "v1",
+                  "metadata": {"resourceVersion": "12"}, "items": items})
+
+
+def stateful_set_list(n: int) -> bytes:
+    # volumeClaimTemplates: an array of objects that begin as the items do.
+    vct = [{"metadata": {"name": f"data-{k}"}, "spec": {"resources": {}}} for k in range(3)]
+    items = [{"metadata": {"name": f"s{i}"}, "spec": {"volumeClaimTemplates": vct}}
+             for i in range(n)]
+    return dumps({"kind": "StatefulSetList", "apiVersion": "apps/v1", "metadata": {},
+                  "items": items})
+
+
+TRICKY = [
+    config_map_list(0),
+    config_map_list(1),
+    config_map_list(300),
+    stateful_set_list(40),
+    # Custom resources: items begin with apiVersion; two ownerReferences begin so too.
+    dumps({"apiVersion": "x.io/v1", "kind": "FooList", "metadata": {}, "items": [
+        {"apiVersion": "x.io/v1", "kind": "Foo", "metadata": {"name": f"f{i}", "ownerReferences": [
+            {"apiVersion": "v1", "kind": "A", "name": "a"},
+            {"apiVersion": "v1", "kind": "B", "name": "b"}]}} for i in range(30)]}),
+    # Strings holding the text an item begins with, escaped, and a string ending in "},{".
+    dumps({"kind": "L", "metadata": {}, "items": [
+        {"metadata": {"name": "a"}, "data": {"x": '},{"metadata":{', "y": "},{"}},
+        {"metadata": {"name": "b"}, "data": {"z": "]}"}}]}),
+    # Keys after the items, a duplicate key in the envelope, unicode.
+    b'{"kind":"L","metadata":{},"kind":"M","items":[{"metadata":{"n":"\xc3\xa9"}},'
+    b'{"metadata":{"n":2}}],"extra":1}',
+    # Not LISTs: a Pod with a volume's "items":[, an array, scalars, an empty object.
+    dumps({"kind": "Pod", "spec": {"volumes": [{"configMap": {"items": [{"key": "a"}]}}]}}),
+    b'[{"metadata":{}},{"metadata":{}}]',
+    b'"text"', b"42", b"{}", b"null",
+    # Items that are not objects; whitespace as a pretty printer writes it.
+    b'{"kind":"L","items":[1,2,3]}',
+    json.dumps({"kind": "L", "metadata": {}, "items": [{"metadata": {"name": "a"}},
+                                                       {"metadata": {"name": "b"}}]},
+               indent=2).encode(),
+    b'{"kind":"L","items":[]}',
+]
+
+
+@pytest.mark.parametrize("body", TRICKY, ids=range(len(TRICKY)))
+def test_any_cut_of_a_body_decodes_as_the_whole_body(body: bytes) -> None:
+    want = loads(body)
+    for seed in range(6):
+        got = decode(body, cuts(body, seed))
+        assert got == want
+        if isinstance(want, dict):
+            assert list(got) == list(want)  # key order as a whole parse gives it
+    assert decode(body, [len(body)]) == want
+    assert decode(body, [1] * min(len(body), 3000)) == want
+
+
+def test_items_are_parsed_as_their_text_completes() -> None:
+    body = config_map_list(50)
+    d = BodyDecoder()
+    half = body.index(b'{"metadata":{"name":"cm-30"')
+    d.feed(body[:half + 5])
+    assert 28 <= len(d._items) <= 30  # cm-0..cm-28 at least: the rest waits for its end
+    assert [i["metadata"]["name"] for i in d._items] == \
+        [f"cm-{i}" for i in range(len(d._items))]
+    d.feed(body[half + 5:])
+    assert d.result() == loads(body)
+
+
+def test_a_nested_end_that_begins_as_an_item_does_is_not_taken_for_an_item_end() -> None:
+    body = stateful_set_list(10)
+    d = BodyDecoder()
+    d.feed(body[:len(body) // 2])
+    assert d._items and all(i["metadata"]["name"].startswith("s") for i in d._items)
+    assert all(len(i["spec"]["volumeClaimTemplates"]) == 3 for i in d._items)
+    d.feed(body[len(body) // 2:])
+    assert d.result() == loads(body)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"kind":"L","items":[{"metadata":{}},{"metadata":{}]}',  # a bracket short
+    b'{"kind":"L","items":[{"metadata":{}},{"metadata":{}}',  # cut before the end
+    b'{"kind":"L","items":[{"metadata":{}},{"metadata":{}}]}}',  # one brace too many
+    b'{"kind":"L","items":[{"metadata":{}} , {"metadata":{}}]} x',
+    b'{"kind":"L","items":[{"metadata":{}},{"metadata":nope}]}',
+    b'{"kind":',
+    b"nope",
+])
+def test_a_body_that_is_not_json_raises_value_error_as_a_whole_parse_does(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        loads(body)
+    for sizes in ([len(body)], [1] * len(body), [5, 9]):
+        with pytest.raises(ValueError):
+            decode(body, sizes)
+
+
+def test_an_empty_body_is_none() -> None:
+    assert BodyDecoder().result() is None
+    d = BodyDecoder()
+    d.feed(b"")
+    assert d.result() is None
+
+
+def test_an_item_longer_than_the_piece_limit_goes_to_the_end_of_body_parse(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonstream, "PIECE_LIMIT", 2000)
+    big = {"metadata": {"name": "big"}, "data": {"x": "y" * 5000}}
+    body = dumps({"kind": "L", "metadata": {}, "items": [{"metadata": {}}, big, big,
+                                                         {"metadata": {"name": "z"}}]})
+    d = BodyDecoder()
+    for i in range(0, len(body), 700):
+        d.feed(body[i:i + 700])
+    assert d._rest is not None  # kept, not parsed in parts
+    assert d.result() == loads(body)
+
+
+def test_an_envelope_past_the_head_limit_is_parsed_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonstream, "HEAD_LIMIT", 50)
+    body = dumps({"kind": "L", "metadata": {"continue": "c" * 100},
+                  "items": [{"metadata": {}}, {"metadata": {}}]})
+    d = BodyDecoder()
+    for i in range(0, len(body), 20):
+        d.feed(body[i:i + 20])
+    assert d._head is None and d._rest is not None
+    assert d.result() == loads(body)
+
+
+def test_many_nested_ends_in_one_item_stop_the_parsing_in_parts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonstream, "MISSES_LIMIT", 2)
+    nested = [{"metadata": {"n": k}} for k in range(10)]
+    body = dumps({"kind": "L", "items": [{"metadata": {"name": "a"}, "spec": {"x": nested}},
+                                         {"metadata": {"name": "b"}}]})
+    d = BodyDecoder()
+    for i in range(0, len(body), 16):
+        d.feed(body[i:i + 16])
+    assert d._rest is not None
+    assert d.result() == loads(body)
+
+
+def test_with_the_standard_library_parser_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonstream, "loads", json.loads)
+    monkeypatch.setattr(jsonstream, "BACKEND", "json")
+    for body in TRICKY:
+        want = json.loads(body)
+        assert decode(body, cuts(body, 1)) == want
+        assert decode(body, [len(body)]) == want
+
+
+def test_a_part_that_ends_at_a_nested_end_falls_back_to_items_one_by_one() -> None:
+    body = stateful_set_list(6)
+    # Up to the second nested "},{"metadata":" of item 3: the last candidate of the part.
+    item3 = body.index(b'{"metadata":{"name":"s3"}')
+    cut = body.index(b'},{"metadata":{"name":"data-2"}', item3) + 3
+    d = BodyDecoder()
+    d.feed(body[:cut])
+    assert d._by_item  # the array up to there did not parse
+    assert [i["metadata"]["name"] for i in d._items] == ["s0", "s1", "s2"]
+    d.feed(body[cut:])
+    assert d.result() == loads(body)
