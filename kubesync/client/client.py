@@ -31,7 +31,6 @@ import attrs
 from kubesync._version import __version__
 from kubesync.client import fork, wstransport
 from kubesync.client.features import Feature, ServerVersion
-from kubesync.client.gcpause import LARGE_BODY, gc_paused
 from kubesync.client.transport import Response, Timeout, Transport
 from kubesync.client.wstransport import WebSocket
 from kubesync.config import tls
@@ -46,7 +45,6 @@ from kubesync.core.resource import ApiResource
 from kubesync.errors import (
     ApiError,
     ConnectError,
-    DecodeError,
     FeatureUnavailable,
     InsecureTLSWarning,
     KubeError,
@@ -327,20 +325,9 @@ class Client(_ClosedOnExit):
         Failed calls are retried as ``retries`` says; a refused call raises its
         ``ApiError``, a call that got no answer its ``TransportError``.
         """
-        response = self._send(request, timeout, stream=False)
-        data = response.content()
-        if not data:
-            return None
-        try:
-            if len(data) < LARGE_BODY:
-                return json.loads(data)
-            with gc_paused():
-                return json.loads(data)
-        except ValueError:
-            kind = response.headers.get("Content-Type", "no content type")
-            raise DecodeError(
-                f"the answer to {request.method} {response.url} is not JSON ({kind})"
-            ) from None
+        # The body is read (and a LIST's items parsed as they arrive) inside the attempt,
+        # so a connection lost mid-body is retried as a lost request is.
+        return self._send(request, timeout, stream=False, read_json=True).json()
 
     def send_text(self, request: Request, *, timeout: Optional[Timeout] = None) -> str:
         """Send ``request`` and return the answer as text (e.g. a pod's log)."""
@@ -438,8 +425,10 @@ class Client(_ClosedOnExit):
         *,
         stream: bool,
         accept: Optional[Mapping[str, str]] = None,
+        read_json: bool = False,
     ) -> Response:
-        """The one place a request goes out: headers, body, auth, retries."""
+        """The one place a request goes out: headers, body, auth, retries. The answer's
+        body is read unless ``stream``; with ``read_json``, decoded (``Response.json``)."""
         method, url, request_headers = self._prepare(req)
         data: Optional[bytes] = None
         body = req.body
@@ -459,12 +448,14 @@ class Client(_ClosedOnExit):
                 headers={**request_headers, **creds.headers},
                 multi_headers=self._multi_headers,
                 timeout=self._timeout if timeout is None else _pair(timeout),
-                stream=stream,
+                stream=stream or read_json,
             )
             logger.debug("%s %s -> %d", method, url, response.status)
             self._report_warnings(response)
             if not response.ok:
                 raise response.error()
+            if read_json:
+                response.json()
             return response
 
         return self._with_credentials(method, url, attempt, retry_as=method)

@@ -10,6 +10,7 @@ unless the kubeconfig sets ``proxy-url``.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http
 import http.cookiejar
@@ -29,12 +30,16 @@ import urllib3.connection
 import urllib3.exceptions
 from urllib3._collections import HTTPHeaderDict  # urllib3.HTTPHeaderDict only from 2.0
 
+from kubesync.client.gcpause import LARGE_BODY, gc_paused
+from kubesync.client.inflate import BLOCK, InflateError, inflated
 from kubesync.config.urls import mask_userinfo
 from kubesync.core import json
+from kubesync.core.jsonstream import BodyDecoder
 from kubesync.errors import (
     ApiError,
     ConnectError,
     ConnectTimeout,
+    DecodeError,
     RequestTimeout,
     Status,
     TLSError,
@@ -68,6 +73,10 @@ def _keepalive_options() -> List[Tuple[int, int, Any]]:
 
 
 SOCKET_OPTIONS = _keepalive_options()
+
+#: A body part from this size up is parsed with the cyclic collector paused.
+PAUSE_FROM = 64 * 1024
+_UNREAD: Any = object()
 
 _FAILURES = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
 # One warning in a (possibly comma-joined) Warning header: code agent "text" ["date"].
@@ -312,18 +321,78 @@ class Response:
         self.status: int = raw.status_code
         self.headers: Mapping[str, str] = raw.headers
         self._interrupted = False
+        self._body: Optional[bytes] = None
+        self._json: Any = _UNREAD
+        self._read = False  # content() or json() began: the body is theirs
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
     def content(self) -> bytes:
-        """The whole (decompressed) body."""
+        """The whole (decompressed) body, read once."""
+        body = self._body
+        if body is None:
+            with self._reading():
+                body = self._body = b"".join(self._blocks())
+        return body
+
+    def json(self) -> Any:
+        """The body decoded as JSON, as it arrives: a LIST's items are parsed between
+        reads (core/jsonstream.py), with the cyclic collector paused only while a large
+        part is parsed. None for an empty body; ``DecodeError`` for one that is not JSON.
+        Read once (``content`` is then gone)."""
+        if self._json is _UNREAD:
+            decoder = BodyDecoder()
+            with self._reading():
+                for block in self._blocks():
+                    if len(block) < PAUSE_FROM:
+                        decoder.feed(block)
+                        continue
+                    with gc_paused():  # no cycles among parsed JSON: client/gcpause.py
+                        decoder.feed(block)
+            try:
+                if decoder.size < LARGE_BODY:
+                    self._json = decoder.result()
+                else:
+                    with gc_paused():
+                        self._json = decoder.result()
+            except ValueError:
+                kind = self.headers.get("Content-Type", "no content type")
+                raise DecodeError(
+                    f"the answer to {self.method} {self.url} is not JSON ({kind})"
+                ) from None
+        return self._json
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        if self._read:
+            raise RuntimeError("the body of this response was read already")
+        self._read = True
         try:
-            return self._raw.content
+            yield
         except _FAILURES as exc:
             self._raw.close()
             raise transport_error(exc, self.method, self.url) from exc
+        except InflateError as exc:
+            self._raw.close()
+            raise TransportError(str(exc), method=self.method, url=self.url) from None
+
+    def _blocks(self) -> Iterator[bytes]:
+        """The body in parts as it arrives. A gzip body is read as sent and inflated in
+        large blocks (client/inflate.py); any other through urllib3, which decodes it."""
+        stream = self._raw.raw
+        if not isinstance(stream, urllib3.BaseHTTPResponse):
+            yield self._raw.content
+        elif self.headers.get("Content-Encoding", "").strip().lower() == "gzip":
+            yield from inflated(lambda n: stream.read(n, decode_content=False))
+        else:
+            read = stream.read
+            while True:
+                block = read(BLOCK)
+                if not block:
+                    break
+                yield block
 
     def iter_lines(self) -> Iterator[bytes]:
         """The body's non-empty lines as they arrive; ends quietly after ``interrupt()``."""
