@@ -8,28 +8,31 @@ complete, in the gaps between reads: when the body ends, only its last part is l
 How items are found, without a JSON scanner of our own: kube-apiserver writes a LIST as
 ``{"kind":...,"metadata":{...},"items":[{...},{...}]}`` with no whitespace. The envelope
 is what comes before the first ``"items":[``; it is taken only if, closed with ``]}``, it
-parses as an object whose last key is ``items``. Every item then begins with the same
-text, its first key (``{"metadata":`` for built-in kinds, ``{"apiVersion":`` for custom
-ones): ``},`` followed by that text is a candidate end of an item. Outside a JSON string
-it is JSON structure (inside one, the quote would have to be escaped); it may still be the
-end of an object nested deeper (a StatefulSet's ``volumeClaimTemplates``), so a candidate
-counts only if the text from the item's start to there parses as one JSON object. A
-piece cut short at a nested end leaves brackets open and does not parse; it is kept and
-extended to the next candidate. After the last item, ``]`` and the envelope's end (any keys
-after the items too) are parsed with it. Every byte of the body is in exactly one parsed
-part, so the result equals parsing the whole body, and a body that is not JSON raises
-``ValueError`` as parsing it whole does.
+parses as an object whose last key is ``items``. The items then begin alike: the first
+item's text up to its second key (``{"metadata":{"name":`` for built-in kinds,
+``{"apiVersion":"x.io/v1","kind":`` for custom ones), after ``},``, marks a candidate end
+of an item. A candidate may be the end of an object nested deeper that begins the same
+way (a StatefulSet's ``volumeClaimTemplates``), or even sit in a string, so none is
+trusted: the text from an item's start up to a candidate counts only if it parses. A
+part's items are parsed at once, up to its last candidate, as one JSON array; if that
+does not parse, items are parsed one by one from then on, and a piece cut short at a
+nested end (brackets left open) is kept and extended to the next candidate. After the
+last item, ``]`` and the envelope's end (any keys after the items too) are parsed with it.
+Every byte of the body is in exactly one parsed part, each parsed at the depth it has in
+the body (the parser's nesting limit applies as it would), so the result equals parsing
+the whole body, key order and duplicate keys included, and a body that is not JSON
+raises ``ValueError`` as parsing it whole does.
 
 Anything else (no envelope in the first 64 KiB, items that are not objects, a body with
-whitespace between items, an item larger than 4 MiB or with more than 8 nested objects
-that begin as items do) is kept as it comes and parsed whole at the end, as before.
+whitespace between items, an item larger than 4 MiB or with more than 8 candidate ends
+that do not parse) is kept as it comes and parsed whole at the end, as before.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from kubesync.core.json import BACKEND, loads
+from kubesync.core.json import loads
 
 __all__ = ["BodyDecoder"]
 
@@ -41,16 +44,24 @@ PIECE_LIMIT = 4 * 1024 * 1024
 #: the end-of-body parse: each costs a parse of the item so far, so an item with many
 #: nested objects that begin as items do costs at most this many parses more.
 MISSES_LIMIT = 8
-#: The first key of an item, as text (``{"metadata":``), must fit in this.
+#: The opening of an item, as text (``{"metadata":{"name":``), must fit in this.
 OPENING_LIMIT = 80
 
 _ITEMS = b'"items":['
+_NONE: Any = object()
+
+
+def _parse_items(*text: Any) -> List[Any]:
+    """The items in the joined ``text`` (one or more, comma-separated; one copy), parsed
+    two levels deep, as a LIST's items sit in its body, so that the parser's nesting
+    limit applies as in a parse of the whole body."""
+    items: List[Any] = loads(b"".join((b"[[", *text, b"]]")))[0]
+    return items
 
 
 def _piece(buf: bytes) -> Any:
-    """What an item's text is sliced from: orjson parses a ``memoryview`` as it is (a
-    slice copies nothing); the standard library takes bytes only."""
-    return memoryview(buf) if BACKEND == "orjson" else buf
+    """What an item's text is sliced from (a slice of a ``memoryview`` copies nothing)."""
+    return memoryview(buf)
 
 
 class BodyDecoder:
@@ -58,8 +69,8 @@ class BodyDecoder:
     part as it arrives, then ``result()``. A LIST's items are parsed as they complete (see
     the module's docstring). Not thread-safe: one reader feeds it."""
 
-    __slots__ = ("_by_item", "_head", "_items", "_misses", "_opening", "_rest", "_scan",
-                 "_tail", "size")
+    __slots__ = ("_by_item", "_head", "_items", "_misses", "_opening", "_rest", "_result",
+                 "_scan", "_tail", "size")
 
     def __init__(self) -> None:
         self.size = 0  # bytes fed
@@ -69,14 +80,17 @@ class BodyDecoder:
         self._scan = 0  # where in _tail the search for the next item's end resumes
         self._misses = 0  # candidate ends of the current item that did not parse
         self._by_item = False  # a candidate end was a nested one: items one by one
-        self._opening: Optional[bytes] = None  # "}," + an item's first key
+        self._opening: Optional[bytes] = None  # "}," + how an item begins
         self._rest: Optional[List[bytes]] = None  # text for the end-of-body parse
+        self._result: Any = _NONE
 
     def feed(self, data: bytes) -> None:
         """The next part of the body (any size)."""
         self.size += len(data)
         if self._rest is not None:
             self._rest.append(data)
+            return
+        if self._opening is not None and not self._by_item and self._take_all(data):
             return
         buf = self._tail + data if self._tail else data
         start = 0
@@ -115,18 +129,47 @@ class BodyDecoder:
         return end
 
     def _learn_opening(self, buf: bytes, start: int) -> Optional[bytes]:
-        """``},`` + the first item's first key (``{"metadata":``), or None (the text kept
-        for later, or for the end-of-body parse when the items are not like that)."""
-        colon = buf.find(b'":', start + 2, start + OPENING_LIMIT)
-        if buf.startswith(b'{"', start) and colon > 0:
-            return b"}," + buf[start:colon + 2]
+        """``},`` + the first item's text up to its second key, or up to its first when
+        the second is not near or its first value is neither an object nor a string;
+        None when there is not enough text yet (it is kept), or the items are not
+        objects (then they go to the end-of-body parse)."""
         rest = buf[start:]
-        if len(rest) >= OPENING_LIMIT or (rest and not b'{"'.startswith(rest[:2])):
-            self._rest = [rest]  # no items, or not objects, or not as we know them
-            self._tail = b""
-        else:
+        first = rest.find(b'":', 2, OPENING_LIMIT)
+        if not rest.startswith(b'{"') or first < 0:
+            if len(rest) >= OPENING_LIMIT or not b'{"'.startswith(rest[:2]):
+                self._rest, self._tail = [rest], b""  # no items, or not objects
+            else:
+                self._tail, self._scan = rest, 0
+            return None
+        second = rest.find(b'":', first + 2, OPENING_LIMIT)
+        if second < 0 and len(rest) < OPENING_LIMIT:
             self._tail, self._scan = rest, 0
-        return None
+            return None
+        value = rest[first + 2:second]
+        if second > 0 and value[:1] in (b"{", b'"') and b"}" not in value:
+            return b"}," + rest[:second + 2]
+        return b"}," + rest[:first + 2]
+
+    def _take_all(self, data: bytes) -> bool:
+        """The items that ``data`` completes, in one parse: from the start of the kept
+        text to the last candidate end in ``data``, as a JSON array (one copy of the
+        text, with the brackets). False, with nothing taken, if ``data`` has no candidate
+        (the general path then looks across the two) or the array does not parse (the
+        candidate was a nested end: items are then taken one by one)."""
+        opening = self._opening
+        assert opening is not None
+        end = data.rfind(opening)
+        if end < 0:
+            return False
+        try:
+            items = _parse_items(self._tail, memoryview(data)[:end + 1])
+        except ValueError:
+            self._by_item = True
+            self._scan = 0
+            return False
+        self._items.extend(items)
+        self._keep(data, end + 2, len(data))
+        return True
 
     def _take_items(self, buf: bytes, start: int) -> None:
         opening = self._opening
@@ -136,10 +179,10 @@ class BodyDecoder:
             # All the items this part completes, in one parse: up to the last candidate
             # end, as a JSON array. If that end is a nested object's, the array does not
             # parse; from then on items are taken one by one.
-            end = buf.rfind(opening, start)
+            end = buf.rfind(opening, max(start, self._scan - len(opening) + 1))
             if end >= 0:
                 try:
-                    self._items.extend(loads(b"".join((b"[", piece[start:end + 1], b"]"))))
+                    self._items.extend(_parse_items(piece[start:end + 1]))
                     start = end + 2
                 except ValueError:
                     self._by_item = True
@@ -155,7 +198,7 @@ class BodyDecoder:
                 break
             pos = end + 2
             try:
-                items.append(loads(piece[start:end + 1]))
+                items.extend(_parse_items(piece[start:end + 1]))
             except ValueError:  # a nested object's end: the item goes on to a later one
                 self._misses += 1
                 if self._misses > MISSES_LIMIT:
@@ -178,14 +221,20 @@ class BodyDecoder:
 
     def result(self) -> Any:
         """The decoded body; None for an empty one. ``ValueError`` if it is not JSON."""
+        if self._result is _NONE:
+            self._result = self._finish()
+        return self._result
+
+    def _finish(self) -> Any:
         rest = self._tail if self._rest is None else b"".join(self._rest)
         head = self._head
         if head is None:
             return loads(rest) if self.size else None
         # The last item and the envelope's end: "{...}]}" (or "]}" with no items).
         end = loads(b"".join((b'{"items":[', rest)))
-        if type(end) is not dict or type(end.get("items")) is not list:
-            raise ValueError("the LIST's items do not end as a JSON array")
+        if (b"items" in rest or b"\\u" in rest) and "items" in loads(b"".join((b'{"":[', rest))):
+            head.update(end)  # a later "items" key: its value wins, as in a whole parse
+            return head
         self._items.extend(end.pop("items"))
         head["items"] = self._items
         head.update(end)  # keys after the items, as a whole parse would keep them

@@ -166,7 +166,7 @@ def test_an_envelope_past_the_head_limit_is_parsed_whole(
 def test_many_nested_ends_in_one_item_stop_the_parsing_in_parts(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsonstream, "MISSES_LIMIT", 2)
-    nested = [{"metadata": {"n": k}} for k in range(10)]
+    nested = [{"metadata": {"name": f"n{k}"}} for k in range(10)]
     body = dumps({"kind": "L", "items": [{"metadata": {"name": "a"}, "spec": {"x": nested}},
                                          {"metadata": {"name": "b"}}]})
     d = BodyDecoder()
@@ -178,7 +178,6 @@ def test_many_nested_ends_in_one_item_stop_the_parsing_in_parts(
 
 def test_with_the_standard_library_parser_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsonstream, "loads", json.loads)
-    monkeypatch.setattr(jsonstream, "BACKEND", "json")
     for body in TRICKY:
         want = json.loads(body)
         assert decode(body, cuts(body, 1)) == want
@@ -196,3 +195,80 @@ def test_a_part_that_ends_at_a_nested_end_falls_back_to_items_one_by_one() -> No
     assert [i["metadata"]["name"] for i in d._items] == ["s0", "s1", "s2"]
     d.feed(body[cut:])
     assert d.result() == loads(body)
+
+
+def custom_resource_list(n: int) -> bytes:
+    # As apiextensions writes them: keys sorted, so managedFields entries (and
+    # ownerReferences) begin with "apiVersion" too, as the items do.
+    fields = [{"apiVersion": "x.io/v1", "fieldsType": "FieldsV1", "manager": m}
+              for m in ("kubectl", "controller", "status")]
+    items = [{"apiVersion": "x.io/v1", "kind": "Foo",
+              "metadata": {"managedFields": fields, "name": f"f{i}"}, "spec": {"i": i}}
+             for i in range(n)]
+    return dumps({"apiVersion": "x.io/v1", "items": items, "kind": "FooList",
+                  "metadata": {"resourceVersion": "5"}})
+
+
+def test_a_custom_resource_list_is_parsed_a_part_at_a_time() -> None:
+    # The opening runs to the second key ("kind"): managedFields entries begin otherwise.
+    body = custom_resource_list(400)
+    d = BodyDecoder()
+    for i in range(0, len(body), 4096):
+        d.feed(body[i:i + 4096])
+    assert d._opening == b'},{"apiVersion":"x.io/v1","kind":'
+    assert not d._by_item and d._rest is None
+    assert d.result() == loads(body)
+
+
+@pytest.mark.parametrize("item, opening", [
+    ({"metadata": {"name": "a"}, "x": 1}, b'},{"metadata":{"name":'),
+    ({"apiVersion": "v", "kind": "K"}, b'},{"apiVersion":"v","kind":'),
+    ({"n": 1, "m": 2}, b'},{"n":'),  # a number: it differs from item to item
+    ({"a": {}, "b": {"c": 1}}, b'},{"a":'),  # the second key is past the first value
+])
+def test_the_opening_is_how_items_begin_alike(item: Any, opening: bytes) -> None:
+    body = dumps({"kind": "L", "items": [item] * 50})
+    d = BodyDecoder()
+    for i in range(0, len(body), 64):
+        d.feed(body[i:i + 64])
+    assert d._opening == opening
+    assert d.result() == loads(body)
+
+
+@pytest.mark.parametrize("body", [
+    b'{"kind":"L","items":[{"a":1},{"a":2}],"items":[{"a":3}]}',
+    b'{"kind":"L","items":[{"a":1}],"items":null}',
+    b'{"kind":"L","items":[{"a":1},{"a":2}],"it\\u0065ms":[{"a":3}],"z":0}',
+])
+def test_a_later_items_key_wins_as_in_a_whole_parse(body: bytes) -> None:
+    want = loads(body)
+    for sizes in ([len(body)], [1] * len(body), [30]):
+        assert decode(body, sizes) == want
+
+
+def test_items_nest_as_deep_as_a_whole_parse_allows_and_no_deeper() -> None:
+    for depth in (1018, 1019, 1020, 1021, 1022, 1023, 1024):
+        deep = b'{"a":' + b"[" * depth + b"]" * depth + b"}"
+        body = b'{"kind":"L","items":[' + deep + b',{"a":1},{"a":2}]}'
+        try:
+            want: Any = loads(body)
+        except ValueError:
+            want = ValueError
+        for sizes in ([len(body)], [len(body) - 20, 20], [7]):
+            try:
+                got: Any = decode(body, sizes * (len(body) // sum(sizes) + 1))
+            except ValueError:
+                got = ValueError
+            if want is ValueError:
+                assert got is ValueError, (depth, sizes)
+            else:  # (the nested arrays are too deep for == to compare)
+                assert got is not ValueError, (depth, sizes)
+                assert got["items"][1:] == want["items"][1:] and len(got["items"]) == 3
+
+
+def test_the_result_is_the_same_when_asked_again() -> None:
+    body = config_map_list(20)
+    d = BodyDecoder()
+    d.feed(body)
+    first = d.result()
+    assert d.result() is first and len(first["items"]) == 20
