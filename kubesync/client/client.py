@@ -451,11 +451,15 @@ class Client(_ClosedOnExit):
                 stream=stream or read_json,
             )
             logger.debug("%s %s -> %d", method, url, response.status)
-            self._report_warnings(response)
-            if not response.ok:
-                raise response.error()
-            if read_json:
-                response.json()
+            try:
+                self._report_warnings(response)  # may raise (warnings as errors)
+                if not response.ok:
+                    raise response.error()
+                if read_json:
+                    response.json()
+            except BaseException:
+                response.close()  # the body unread: the connection must not stay out
+                raise
             return response
 
         return self._with_credentials(method, url, attempt, retry_as=method)

@@ -39,8 +39,10 @@ class InflateError(ValueError):
 
 def inflated(read: Callable[[int], bytes]) -> Iterator[bytes]:
     """The inflated parts of a gzip stream that ``read(n)`` returns in parts (``b""`` at
-    its end), as they come. Several gzip members are inflated one after the other, as
-    ``gzip`` does; anything that is not whole members raises ``InflateError``."""
+    its end), as they come. Several gzip members are inflated one after the other, and
+    zero padding after one is skipped, as ``gzip.decompress`` does; anything else that
+    is not whole members raises ``InflateError`` (urllib3 ignored bytes after the first
+    member)."""
     inflater: Any = _inflater.decompressobj(GZIP_WBITS)
     started = False
     try:
@@ -55,7 +57,9 @@ def inflated(read: Callable[[int], bytes]) -> Iterator[bytes]:
                     yield out
                 if not inflater.eof:
                     break
-                block = inflater.unused_data  # the next member, if any
+                # The next member, if any; zero padding after a member is skipped, as
+                # gzip.decompress skips it.
+                block = inflater.unused_data.lstrip(b"\0")
                 if block:
                     inflater = _inflater.decompressobj(GZIP_WBITS)
         out = inflater.flush()

@@ -341,11 +341,11 @@ class Response:
         """The body decoded as JSON, as it arrives: a LIST's items are parsed between
         reads (core/jsonstream.py), with the cyclic collector paused only while a large
         part is parsed. None for an empty body; ``DecodeError`` for one that is not JSON.
-        Read once (``content`` is then gone)."""
+        The body is not kept: ``content()`` after ``json()`` raises ``RuntimeError``."""
         if self._json is _UNREAD:
             decoder = BodyDecoder()
             with self._reading():
-                for block in self._blocks():
+                for block in self._blocks() if self._body is None else (self._body,):
                     if len(block) < PAUSE_FROM:
                         decoder.feed(block)
                         continue
@@ -366,7 +366,7 @@ class Response:
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
-        if self._read:
+        if self._read and self._body is None:
             raise RuntimeError("the body of this response was read already")
         self._read = True
         try:
@@ -380,16 +380,17 @@ class Response:
 
     def _blocks(self) -> Iterator[bytes]:
         """The body in parts as it arrives. A gzip body is read as sent and inflated in
-        large blocks (client/inflate.py); any other through urllib3, which decodes it."""
+        large blocks (client/inflate.py); any other is read through urllib3, which
+        decodes it (deflate, and others it knows)."""
         stream = self._raw.raw
         if not isinstance(stream, urllib3.BaseHTTPResponse):
             yield self._raw.content
-        elif self.headers.get("Content-Encoding", "").strip().lower() == "gzip":
+        elif self.headers.get("Content-Encoding", "").strip().lower() in ("gzip", "x-gzip"):
             yield from inflated(lambda n: stream.read(n, decode_content=False))
         else:
             read = stream.read
             while True:
-                block = read(BLOCK)
+                block = read(BLOCK, decode_content=True)
                 if not block:
                     break
                 yield block

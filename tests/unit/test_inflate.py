@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import responses
@@ -112,3 +112,21 @@ def test_the_backend_is_isal_where_it_has_wheels() -> None:
         or inflate.BACKEND == "isal"
 
 
+
+
+def test_zero_padding_after_a_member_is_skipped_as_gzip_skips_it(backend: str) -> None:
+    packed = gzip.compress(b"body") + b"\0" * 7
+    assert gzip.decompress(packed) == b"body"
+    assert b"".join(inflated(reader(packed, 3))) == b"body"
+
+
+@responses.activate
+@pytest.mark.parametrize("encoding, pack", [
+    ("x-gzip", gzip.compress),
+    ("deflate", zlib.compress),  # urllib3 inflates what is not gzip
+    ("identity", lambda b: b),
+])
+def test_answers_in_other_encodings_decode_as_the_body_sent(encoding: str, pack: Any) -> None:
+    responses.get(URL, body=pack(BODY), headers={"Content-Encoding": encoding},
+                  content_type="application/json")
+    assert client().request("GET", "/api/v1/namespaces/default/configmaps") == loads(BODY)
