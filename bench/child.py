@@ -20,7 +20,8 @@ import sys
 import time
 from typing import Any, Callable, Dict, List
 
-DECODERS = ("kubesync", "json.loads", "orjson.loads", "lightkube", "kubernetes")
+DECODERS = ("kubesync", "kubesync (in parts)", "json.loads", "orjson.loads", "lightkube",
+            "kubernetes")
 LISTERS = ("kubesync", "raw requests+json", "lightkube", "kubernetes")
 
 
@@ -42,7 +43,14 @@ def touch_models(items: Any) -> int:
     return n
 
 
-def decoder(variant: str) -> Callable[[bytes], int]:
+def in_parts(body: bytes) -> List[bytes]:
+    """``body`` cut as an uncompressed answer arrives (``inflate.BLOCK`` a read)."""
+    from kubesync.client.inflate import BLOCK
+
+    return [body[i:i + BLOCK] for i in range(0, len(body), BLOCK)]
+
+
+def decoder(variant: str) -> Callable[[Any], int]:
     """VARIANT's decode + read of a LIST body, its imports done."""
     if variant == "kubesync":
         from kubesync.client.gcpause import LARGE_BODY, gc_paused
@@ -63,6 +71,26 @@ def decoder(variant: str) -> Callable[[bytes], int]:
             return touch_models(items)
 
         return kubesync_decode
+    if variant == "kubesync (in parts)":
+        from kubesync.client.gcpause import gc_paused
+        from kubesync.core.convert import decode_list
+        from kubesync.core.jsonstream import BodyDecoder
+        from kubesync.models.core_v1 import ConfigMap
+
+        def kubesync_parts(parts: List[bytes]) -> int:
+            # As Client.send reads an answer: in parts as they arrive (here BLOCK-sized
+            # ones, as an uncompressed answer comes; an inflated gzip one comes in larger
+            # parts), each parsed with the collector paused; the rest as Api.list does.
+            decoder = BodyDecoder()
+            for part in parts:
+                with gc_paused():
+                    decoder.feed(part)
+            with gc_paused():
+                data = decoder.result()
+                items = decode_list(ConfigMap, data).items
+            return touch_models(items)
+
+        return kubesync_parts  # takes in_parts(body)
     if variant == "json.loads":
         import json
 
@@ -132,7 +160,9 @@ def main(argv: List[str]) -> int:
         path, n = rest
         fn = decoder(variant)
         with open(path, "rb") as f:
-            body = f.read()
+            body: Any = f.read()
+        if variant == "kubesync (in parts)":  # cut before the counted decodes, as received
+            body = in_parts(body)
         for _ in range(int(n)):
             fn(body)
         return 0
