@@ -19,7 +19,13 @@ Slow consumers: each handler runs in its own named thread fed by a bounded queue
 full, its pending events are dropped and replaced by a resync, the current state from the
 store (references to the cached objects, not copies), as if the watch had relisted. The
 consumer loses intermediate states but never the current one, memory stays bounded, and
-the other consumers and the store are not held up.
+the other consumers and the store are not held up. Changes seen while watching keep their
+kind: after the resync's ``InitDone``, each object that changed live while its events
+were dropped comes once more, as an ``Apply`` of its state in the resync (or the
+``Delete`` it had), so a controller still takes them ahead of its initial list (a live
+change folded into the resync would otherwise come as an ``InitApply``, at the list's low
+priority). At most one such event per object; none when the resync is of a relist still
+in progress (the relist's own ``InitDone`` is yet to come).
 
 Options beyond the key (page size, watch length, idle timeout, initial-list strategy) are
 the first consumer's; a consumer that needs other ones, or a ``transform`` (which changes
@@ -37,6 +43,7 @@ from typing import (
     Any,
     Callable,
     Deque,
+    Dict,
     Generic,
     Hashable,
     List,
@@ -49,9 +56,17 @@ from kubesync.core import forkgate
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.params import selector_string
 from kubesync.errors import KubeError
-from kubesync.runtime.store import Store, StoreWriter
+from kubesync.runtime.store import Store, StoreWriter, object_key
 from kubesync.runtime.threads import join_thread, unique_name
-from kubesync.runtime.watcher import Init, InitApply, InitDone, Watcher, WatcherConfig
+from kubesync.runtime.watcher import (
+    Apply,
+    Delete,
+    Init,
+    InitApply,
+    InitDone,
+    Watcher,
+    WatcherConfig,
+)
 
 if TYPE_CHECKING:
     from kubesync.client.api import Api
@@ -96,10 +111,38 @@ class InformerStopped(KubeError):
 
 
 class _Resync:
-    """In a consumer's queue: replace what it knows by these events (a snapshot)."""
+    """In a consumer's queue: replace what it knows by these events (a snapshot), then
+    hear of the live changes it missed (``live``: the last per object) again."""
 
-    def __init__(self, events: List[Any]) -> None:
+    def __init__(self, events: List[Any], live: Dict[Any, Any]) -> None:
         self.events = events
+        self.live = live
+
+    def replay(self) -> List[Any]:
+        """The snapshot's events, then one ``Apply`` (its state in the snapshot) or
+        ``Delete`` per object that changed live; those only after a complete snapshot."""
+        if not self.live or not self.events or not isinstance(self.events[-1], InitDone):
+            return self.events
+        now = {object_key(e.object): e.object for e in self.events
+               if isinstance(e, InitApply)}
+        again = [Apply(now[k]) if k in now else Delete(e.object)
+                 for k, e in self.live.items()
+                 if k in now or isinstance(e, Delete)]
+        return [*self.events, *again]
+
+
+def _live_changes(pending: Deque[Any], ev: Any) -> Dict[Any, Any]:
+    """The last live change (``Apply``/``Delete``) per object among ``pending`` and
+    ``ev``, those an earlier resync in ``pending`` carried included."""
+    live: Dict[Any, Any] = {}
+    for item in (*pending, ev):
+        if isinstance(item, _Resync):
+            live.update(item.live)
+        elif isinstance(item, (Apply, Delete)):
+            key = object_key(item.object)
+            live.pop(key, None)  # in the order of the last change
+            live[key] = item
+    return live
 
 
 _STOP = object()
@@ -147,8 +190,9 @@ class Subscription:
                 return
             if len(self._pending) >= self._queue_size:
                 episode = not isinstance(self._pending[0], _Resync)
+                live = _live_changes(self._pending, ev)
                 self._pending.clear()
-                self._pending.append(_Resync(snapshot()))
+                self._pending.append(_Resync(snapshot(), live))
                 self.resyncs += 1
                 if episode:  # once while it stays behind, not once per event
                     log.warning("%s fell %d events behind; resyncing it from the cache",
@@ -166,7 +210,7 @@ class Subscription:
                 item = self._pending.popleft()
             if item is _STOP:
                 return
-            for ev in item.events if isinstance(item, _Resync) else (item,):
+            for ev in item.replay() if isinstance(item, _Resync) else (item,):
                 try:
                     self._handler(ev)
                 except Exception:

@@ -9,7 +9,7 @@ from typing import Any, Iterator, List
 from kubesync import Api
 from kubesync.models.core_v1 import ConfigMap
 from kubesync.runtime.informer import SharedInformer, shared_informers
-from kubesync.runtime.watcher import Apply, Init, InitApply, WatcherConfig
+from kubesync.runtime.watcher import Apply, Delete, Init, InitApply, InitDone, WatcherConfig
 from tests.helpers import eventually
 from tests.unit.runtime_fakes import FakeApi, FakeStream, blocking_stream, event, obj, page
 
@@ -137,6 +137,57 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
                    what="the slow consumer to catch up")
         assert any(isinstance(e, Init) for e in slow.events[1:])
         assert len(slow.events) < 5 + 50
+    finally:
+        stop.set()
+        s_slow.stop()
+        s_fast.stop()
+
+
+def test_live_changes_a_slow_consumer_missed_come_again_as_live_after_its_resync() -> None:
+    # A controller takes live changes ahead of its initial list by their kind: folded
+    # into a resync they would come as InitApply only, at the list's low priority.
+    api = FakeApi()
+    stop = threading.Event()
+    live = [event("MODIFIED", obj(f"o{i % 3}", str(10 + i), value=i)) for i in range(30)]
+    live.append(event("DELETED", obj("o1", "50", value=29)))
+    api.pages = [page([obj("o0"), obj("o1"), obj("o2"), obj("o3")], rv="9")]
+    go = threading.Event()  # the changes come once both consumers are in
+    held = threading.Event()  # ... and the slow one is stuck in its handler
+
+    def changes() -> Iterator[Any]:
+        assert go.wait(60) and held.wait(60)
+        yield from live
+
+    api.streams = [lambda: FakeStream(changes()), blocking_stream(stop)]
+    inf = _informer(api)
+    gate = threading.Event()
+    slow, fast = Collect(), Collect()
+
+    def blocked(ev: Any) -> None:
+        held.set()
+        assert gate.wait(60)
+        slow(ev)
+
+    s_slow = inf.subscribe(blocked, queue_size=4)
+    s_fast = inf.subscribe(fast)
+    go.set()
+    try:
+        eventually(lambda: len(fast.events) == 6 + 31, timeout=60, what="fast consumer")
+        assert s_slow.resyncs >= 1
+        gate.set()
+        eventually(lambda: any(isinstance(e, Delete) for e in slow.events), timeout=60,
+                   what="the slow consumer to hear of the delete")
+        with slow.lock:
+            events = list(slow.events)
+        last_done = max(i for i, e in enumerate(events) if isinstance(e, InitDone))
+        after = events[last_done + 1:]
+        # Each object changed live comes after the snapshot as live, once more or as its
+        # own last events (up to queue_size - 1 trail the resync), with its last state:
+        # o0 and o2 as Apply, o1 as its Delete; o3, not changed, does not.
+        assert all(isinstance(e, (Apply, Delete)) for e in after)
+        last = {e.object.metadata.name: (type(e).__name__, e.object.value) for e in after}
+        assert last == {"o0": ("Apply", 27), "o2": ("Apply", 29), "o1": ("Delete", 29)}
+        assert isinstance(events[last_done - 1], InitApply)  # after a snapshot of the cache
     finally:
         stop.set()
         s_slow.stop()
