@@ -59,11 +59,6 @@ def _parse_items(*text: Any) -> List[Any]:
     return items
 
 
-def _piece(buf: bytes) -> Any:
-    """What an item's text is sliced from (a slice of a ``memoryview`` copies nothing)."""
-    return memoryview(buf)
-
-
 class BodyDecoder:
     """Takes a JSON body in parts and gives the decoded document: ``feed(part)`` for each
     part as it arrives, then ``result()``. A LIST's items are parsed as they complete (see
@@ -90,7 +85,8 @@ class BodyDecoder:
         if self._rest is not None:
             self._rest.append(data)
             return
-        if self._opening is not None and not self._by_item and self._take_all(data):
+        if self._opening is not None and not self._by_item \
+                and self._take_block(self._tail, data, 0, 0):
             return
         buf = self._tail + data if self._tail else data
         start = 0
@@ -150,22 +146,22 @@ class BodyDecoder:
             return b"}," + rest[:second + 2]
         return b"}," + rest[:first + 2]
 
-    def _take_all(self, data: bytes) -> bool:
-        """The items that ``data`` completes, in one parse: from the start of the kept
-        text to the last candidate end in ``data``, as a JSON array (one copy of the
-        text, with the brackets). False, with nothing taken, if ``data`` has no candidate
-        (the general path then looks across the two) or the array does not parse (the
-        candidate was a nested end: items are then taken one by one)."""
+    def _take_block(self, kept: bytes, data: bytes, start: int, lo: int) -> bool:
+        """The items that ``data`` completes, in one parse: ``kept`` and ``data`` from
+        ``start`` up to its last candidate end (searched from ``lo``), as one JSON array
+        (one copy of the text, with the brackets). False, with nothing taken, if there is
+        no candidate there, or if the array does not parse (the candidate was a nested
+        end: items are then taken one by one, from ``start``)."""
         opening = self._opening
         assert opening is not None
-        end = data.rfind(opening)
+        end = data.rfind(opening, lo)
         if end < 0:
             return False
         try:
-            items = _parse_items(self._tail, memoryview(data)[:end + 1])
+            items = _parse_items(kept, memoryview(data)[start:end + 1])
         except ValueError:
             self._by_item = True
-            self._scan = 0
+            self._scan = start
             return False
         self._items.extend(items)
         self._keep(data, end + 2, len(data))
@@ -174,22 +170,15 @@ class BodyDecoder:
     def _take_items(self, buf: bytes, start: int) -> None:
         opening = self._opening
         assert opening is not None
-        piece = _piece(buf)
         if not self._by_item:
-            # All the items this part completes, in one parse: up to the last candidate
-            # end, as a JSON array. If that end is a nested object's, the array does not
-            # parse; from then on items are taken one by one.
-            end = buf.rfind(opening, max(start, self._scan - len(opening) + 1))
-            if end >= 0:
-                try:
-                    self._items.extend(_parse_items(piece[start:end + 1]))
-                    start = end + 2
-                except ValueError:
-                    self._by_item = True
-                    self._scan = start
-            if not self._by_item:
+            # The part's items at once; a candidate straddling the kept text and the part
+            # is found here, in the two joined (``feed`` tried the part alone first).
+            if self._take_block(b"", buf, start, max(start, self._scan - len(opening) + 1)):
+                return
+            if not self._by_item:  # no candidate yet
                 self._keep(buf, start, len(buf))
                 return
+        piece = memoryview(buf)
         find, items = buf.find, self._items
         pos = max(self._scan, start)
         while True:
