@@ -3,12 +3,13 @@ reference-counted stop; one per query per Client."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from typing import Any, Iterator, List
+from typing import Any, Iterator, List, Tuple
 
 from kubesync import Api
 from kubesync.models.core_v1 import ConfigMap
-from kubesync.runtime.informer import SharedInformer, shared_informers
+from kubesync.runtime.informer import SharedInformer, Subscription, shared_informers
 from kubesync.runtime.watcher import Apply, Delete, Init, InitApply, InitDone, WatcherConfig
 from tests.helpers import eventually
 from tests.unit.runtime_fakes import FakeApi, FakeStream, blocking_stream, event, obj, page
@@ -95,11 +96,15 @@ def test_the_store_is_written_before_a_consumer_hears_of_the_event() -> None:
         sub.stop()
 
 
-def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> None:
+@contextlib.contextmanager
+def slow_and_fast(initial: List[Any], live: List[Any]
+                  ) -> Iterator[Tuple[Collect, Collect, Subscription, threading.Event]]:
+    """``(slow, fast, slow's subscription, gate)``: two consumers of one informer over
+    ``initial``, the slow one (a queue of 4) held in its handler on its first event until
+    the gate opens. The ``live`` changes come once both are in and the slow one is held."""
     api = FakeApi()
     stop = threading.Event()
-    live = [event("MODIFIED", obj(f"o{i % 3}", str(10 + i), value=i)) for i in range(50)]
-    api.pages = [page([obj("o0"), obj("o1"), obj("o2")], rv="9")]
+    api.pages = [page(initial, rv="9")]
     go = threading.Event()  # the changes come once both consumers are in
     held = threading.Event()  # ... and the slow one is stuck in its handler
 
@@ -121,6 +126,17 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
     s_fast = inf.subscribe(fast)
     go.set()
     try:
+        yield slow, fast, s_slow, gate
+    finally:
+        gate.set()
+        stop.set()
+        s_slow.stop()
+        s_fast.stop()
+
+
+def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> None:
+    live = [event("MODIFIED", obj(f"o{i % 3}", str(10 + i), value=i)) for i in range(50)]
+    with slow_and_fast([obj("o0"), obj("o1"), obj("o2")], live) as (slow, fast, s_slow, gate):
         # The fast consumer gets everything while the slow one is stuck on its first event.
         eventually(lambda: len(fast.names()) == 5 + 50, timeout=60, what="fast consumer")
         assert s_slow.resyncs >= 1
@@ -137,41 +153,15 @@ def test_a_slow_consumer_is_resynced_from_the_cache_and_holds_up_no_one() -> Non
                    what="the slow consumer to catch up")
         assert any(isinstance(e, Init) for e in slow.events[1:])
         assert len(slow.events) < 5 + 50
-    finally:
-        stop.set()
-        s_slow.stop()
-        s_fast.stop()
 
 
 def test_live_changes_a_slow_consumer_missed_come_again_as_live_after_its_resync() -> None:
     # A controller takes live changes ahead of its initial list by their kind: folded
     # into a resync they would come as InitApply only, at the list's low priority.
-    api = FakeApi()
-    stop = threading.Event()
     live = [event("MODIFIED", obj(f"o{i % 3}", str(10 + i), value=i)) for i in range(30)]
     live.append(event("DELETED", obj("o1", "50", value=29)))
-    api.pages = [page([obj("o0"), obj("o1"), obj("o2"), obj("o3")], rv="9")]
-    go = threading.Event()  # the changes come once both consumers are in
-    held = threading.Event()  # ... and the slow one is stuck in its handler
-
-    def changes() -> Iterator[Any]:
-        assert go.wait(60) and held.wait(60)
-        yield from live
-
-    api.streams = [lambda: FakeStream(changes()), blocking_stream(stop)]
-    inf = _informer(api)
-    gate = threading.Event()
-    slow, fast = Collect(), Collect()
-
-    def blocked(ev: Any) -> None:
-        held.set()
-        assert gate.wait(60)
-        slow(ev)
-
-    s_slow = inf.subscribe(blocked, queue_size=4)
-    s_fast = inf.subscribe(fast)
-    go.set()
-    try:
+    initial = [obj("o0"), obj("o1"), obj("o2"), obj("o3")]
+    with slow_and_fast(initial, live) as (slow, fast, s_slow, gate):
         eventually(lambda: len(fast.events) == 6 + 31, timeout=60, what="fast consumer")
         assert s_slow.resyncs >= 1
         gate.set()
@@ -188,10 +178,6 @@ def test_live_changes_a_slow_consumer_missed_come_again_as_live_after_its_resync
         last = {e.object.metadata.name: (type(e).__name__, e.object.value) for e in after}
         assert last == {"o0": ("Apply", 27), "o2": ("Apply", 29), "o1": ("Delete", 29)}
         assert isinstance(events[last_done - 1], InitApply)  # after a snapshot of the cache
-    finally:
-        stop.set()
-        s_slow.stop()
-        s_fast.stop()
 
 
 def test_one_informer_per_query_per_client() -> None:
