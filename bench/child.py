@@ -75,19 +75,23 @@ def decoder(variant: str) -> Callable[[Any], int]:
         from kubesync.client.gcpause import gc_paused
         from kubesync.core.convert import decode_list
         from kubesync.core.jsonstream import BodyDecoder
+        from kubesync.core.objectlist import item_converter
         from kubesync.models.core_v1 import ConfigMap
 
         def kubesync_parts(parts: List[bytes]) -> int:
-            # As Client.send reads an answer: in parts as they arrive (here BLOCK-sized
+            # As Api.list reads an answer: in parts as they arrive (here BLOCK-sized
             # ones, as an uncompressed answer comes; an inflated gzip one comes in larger
-            # parts), each parsed with the collector paused; the rest as Api.list does.
-            decoder = BodyDecoder()
+            # parts), each parsed and its items made with the collector paused.
+            decoder, made = BodyDecoder(), item_converter(ConfigMap)
+            assert made is not None
             for part in parts:
                 with gc_paused():
                     decoder.feed(part)
+                    made.take(decoder.items)
             with gc_paused():
                 data = decoder.result()
-                items = decode_list(ConfigMap, data).items
+                made.finish(data, decoder.items)
+                items = decode_list(ConfigMap, data, made=made).items
             return touch_models(items)
 
         return kubesync_parts  # takes in_parts(body)

@@ -34,6 +34,7 @@ from kubesync.core.backoff import UPDATE_CONFLICT
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.convert import decode, decode_list, encode
 from kubesync.core.dynamic import DynamicObject
+from kubesync.core.objectlist import item_converter
 from kubesync.core.params import (
     DEFAULT_FIELD_VALIDATION,
     DEFAULT_PAGE_SIZE,
@@ -232,9 +233,11 @@ class Api(Generic[K]):
         return self._list(params)
 
     def _list(self, params: ListParams) -> ObjectList[K]:
-        data = self._send(self._rb.list(params))
+        # The items are made while the answer arrives (core/jsonstream.py), the rest after.
+        made = item_converter(self.model)
+        data = self.client.send(self._rb.list(params), items=made)
         with gc_paused():  # thousands of wrappers, no cycles: see client/gcpause.py
-            return decode_list(self.model, data)
+            return decode_list(self.model, data, made=made)
 
     def list_metadata(
         self,

@@ -34,7 +34,7 @@ from kubesync.client.gcpause import LARGE_BODY, gc_paused
 from kubesync.client.inflate import BLOCK, InflateError, inflated
 from kubesync.config.urls import mask_userinfo
 from kubesync.core import json
-from kubesync.core.jsonstream import BodyDecoder
+from kubesync.core.jsonstream import BodyDecoder, ItemConverter
 from kubesync.errors import (
     ApiError,
     ConnectError,
@@ -337,32 +337,46 @@ class Response:
                 body = self._body = b"".join(self._blocks())
         return body
 
-    def json(self) -> Any:
+    def json(self, items: Optional[ItemConverter] = None) -> Any:
         """The body decoded as JSON, as it arrives: a LIST's items are parsed between
         reads (core/jsonstream.py), with the cyclic collector paused only while a large
-        part is parsed. None for an empty body; ``DecodeError`` for one that is not JSON.
-        The body is not kept: ``content()`` after ``json()`` raises ``RuntimeError``."""
+        part is parsed. With ``items``, they are converted as they are parsed too (see
+        ``ItemConverter``). None for an empty body; ``DecodeError`` for one that is not
+        JSON. The body is not kept: ``content()`` after ``json()`` raises
+        ``RuntimeError``."""
         if self._json is _UNREAD:
             decoder = BodyDecoder()
+            if items is not None:
+                items.reset()
             with self._reading():
                 for block in self._blocks() if self._body is None else (self._body,):
                     if len(block) < PAUSE_FROM:
                         decoder.feed(block)
+                        if items is not None:
+                            items.take(decoder.items)
                         continue
                     with gc_paused():  # no cycles among parsed JSON: client/gcpause.py
                         decoder.feed(block)
-            try:
-                if decoder.size < LARGE_BODY:
-                    self._json = decoder.result()
-                else:
-                    with gc_paused():
-                        self._json = decoder.result()
-            except ValueError:
-                kind = self.headers.get("Content-Type", "no content type")
-                raise DecodeError(
-                    f"the answer to {self.method} {self.url} is not JSON ({kind})"
-                ) from None
+                        if items is not None:
+                            items.take(decoder.items)
+            if decoder.size < LARGE_BODY:
+                self._json = self._decoded(decoder, items)
+            else:
+                with gc_paused():
+                    self._json = self._decoded(decoder, items)
         return self._json
+
+    def _decoded(self, decoder: BodyDecoder, items: Optional[ItemConverter]) -> Any:
+        try:
+            data = decoder.result()
+        except ValueError:
+            kind = self.headers.get("Content-Type", "no content type")
+            raise DecodeError(
+                f"the answer to {self.method} {self.url} is not JSON ({kind})"
+            ) from None
+        if items is not None:
+            items.finish(data, decoder.items)
+        return data
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:

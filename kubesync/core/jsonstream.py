@@ -26,15 +26,19 @@ raises ``ValueError`` as parsing it whole does.
 Anything else (no envelope in the first 64 KiB, items that are not objects, a body with
 whitespace between items, an item larger than 4 MiB or with more than 8 candidate ends
 that do not parse) is kept as it comes and parsed whole at the end, as before.
+
+``ItemConverter`` makes what a LIST's items become (a model object each) as they are
+parsed, so that this too is done while the server is still sending.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from kubesync.core.json import loads
+from kubesync.errors import DecodeError
 
-__all__ = ["BodyDecoder"]
+__all__ = ["BodyDecoder", "ItemConverter"]
 
 #: The envelope of a LIST (kind, apiVersion, metadata) must end within this much text.
 HEAD_LIMIT = 64 * 1024
@@ -78,6 +82,13 @@ class BodyDecoder:
         self._opening: Optional[bytes] = None  # "}," + how an item begins
         self._rest: Optional[List[bytes]] = None  # text for the end-of-body parse
         self._result: Any = _NONE
+
+    @property
+    def items(self) -> List[Any]:
+        """The LIST items parsed so far, in body order. The list only grows; when the
+        result's ``items`` is this same list, it holds them all (otherwise, as when the
+        body is not a LIST's or a later ``items`` key wins, it is not the answer's)."""
+        return self._items
 
     def feed(self, data: bytes) -> None:
         """The next part of the body (any size)."""
@@ -228,3 +239,41 @@ class BodyDecoder:
         head["items"] = self._items
         head.update(end)  # keys after the items, as a whole parse would keep them
         return head
+
+
+class ItemConverter:
+    """Converts a LIST's items as a ``BodyDecoder`` parses them: ``convert`` is called on
+    each run of newly parsed items, in order, and returns one object per item (a list
+    filler: ``core.lazy.list_filler``). After the body, ``items`` is the converted items
+    of the answer, or None when they could not be made as they came (the body was not
+    parsed in parts, or ``convert`` refused a run: then the caller converts the answer's
+    items itself, and gets the error as it names the item). Not thread-safe: one reader
+    uses it, through ``reset``, ``take`` after each part and ``finish``."""
+
+    __slots__ = ("_convert", "_made", "items")
+
+    def __init__(self, convert: Callable[[List[Any]], List[Any]]):
+        self._convert = convert
+        self._made: Optional[List[Any]] = []
+        self.items: Optional[List[Any]] = None
+
+    def reset(self) -> None:
+        """Forget a body read before (a retried request reads a new one)."""
+        self._made, self.items = [], None
+
+    def take(self, parsed: List[Any]) -> None:
+        """Convert what ``parsed`` (``BodyDecoder.items``) holds past the items taken."""
+        made = self._made
+        if made is None or len(parsed) <= len(made):
+            return
+        try:
+            made.extend(self._convert(parsed[len(made):]))
+        except DecodeError:  # an item is not an object: the caller's whole pass says which
+            self._made = None
+
+    def finish(self, result: Any, parsed: List[Any]) -> None:
+        """Set ``items`` if ``result``'s items are ``parsed`` (``BodyDecoder.items``)."""
+        if self._made is not None and type(result) is dict and result.get("items") is parsed:
+            self.take(parsed)
+            if self._made is not None and len(self._made) == len(parsed):
+                self.items = self._made

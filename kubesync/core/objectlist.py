@@ -22,6 +22,7 @@ from typing import (
 
 import attrs
 
+from kubesync.core.jsonstream import ItemConverter
 from kubesync.core.lazy import View, decode, encode, list_filler
 from kubesync.core.location import kind_name, type_name
 from kubesync.errors import DecodeError
@@ -29,7 +30,7 @@ from kubesync.errors import DecodeError
 if TYPE_CHECKING:
     from kubesync.models.meta_v1 import ListMeta
 
-__all__ = ["ObjectList", "decode_list"]
+__all__ = ["ObjectList", "decode_list", "item_converter"]
 
 K = TypeVar("K")
 
@@ -134,8 +135,23 @@ class ObjectList(Generic[K]):
         return list_html(self)
 
 
-def decode_list(cls: Type[K], data: Any) -> ObjectList[K]:
-    """Decode a list response (``{"items": [...], "metadata": {...}}``); items are lazy."""
+def item_converter(cls: Type[Any]) -> Optional[ItemConverter]:
+    """What converts a LIST's items of ``cls`` while the answer arrives, for
+    ``Client.send(items=...)`` and then ``decode_list(made=...)``; None for a class that
+    is not a lazy view (its items are decoded after the answer, one by one)."""
+    if isinstance(cls, type) and issubclass(cls, View):
+        return ItemConverter(list_filler(cls))
+    return None
+
+
+def decode_list(cls: Type[K], data: Any, *,
+                made: Optional[ItemConverter] = None) -> ObjectList[K]:
+    """Decode a list response (``{"items": [...], "metadata": {...}}``); items are lazy.
+    With ``made`` (the ``item_converter(cls)`` that ``data`` was read with), its items
+    are taken when it has them, instead of being made again."""
+    if made is not None and made.items is not None and isinstance(data, Mapping) \
+            and len(made.items) == len(data.get("items") or ()):
+        return _list_of(cls, data, made.items)
     if not isinstance(data, Mapping):
         raise DecodeError(f"expected a list object, got {type_name(data)}",
                           kind=kind_name(cls))
@@ -150,6 +166,10 @@ def decode_list(cls: Type[K], data: Any) -> ObjectList[K]:
         items = list_filler(cls)(raw_items)
     else:
         items = [decode(cls, raw) for raw in raw_items]
+    return _list_of(cls, data, items)
+
+
+def _list_of(cls: Type[K], data: Mapping[str, Any], items: List[Any]) -> ObjectList[K]:
     metadata = data.get("metadata") or {}
     if metadata.__class__ is not dict:
         raise DecodeError(f"expected an object, got {type_name(metadata)}",

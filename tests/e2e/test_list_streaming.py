@@ -13,7 +13,9 @@ import yaml
 
 from kubesync import Api
 from kubesync.client import transport
-from kubesync.core.jsonstream import BodyDecoder
+from kubesync.core import objectlist
+from kubesync.core.convert import decode_list, encode
+from kubesync.core.jsonstream import BodyDecoder, ItemConverter
 from kubesync.models.core_v1 import ConfigMap
 from kubesync.models.meta_v1 import ObjectMeta
 
@@ -50,10 +52,33 @@ class Recorder(BodyDecoder):
         return super().result()
 
 
+class Converter(ItemConverter):
+    """An ItemConverter that keeps how many items it had made before the body's end."""
+
+    made: List[Converter] = []
+
+    def __init__(self, convert: Any) -> None:
+        super().__init__(convert)
+        self.runs = 0
+        self.made_before_end = 0
+        Converter.made.append(self)
+
+    def take(self, parsed: List[Any]) -> None:
+        before = len(self._made or ())
+        super().take(parsed)
+        self.runs += len(self._made or ()) > before
+
+    def finish(self, result: Any, parsed: List[Any]) -> None:
+        self.made_before_end = len(self._made or ())
+        super().finish(result, parsed)
+
+
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> List[Recorder]:
     Recorder.made = []
+    Converter.made = []
     monkeypatch.setattr(transport, "BodyDecoder", Recorder)
+    monkeypatch.setattr(objectlist, "ItemConverter", Converter)
     return Recorder.made
 
 
@@ -97,6 +122,16 @@ def test_a_gzipped_list_is_parsed_as_it_arrives_and_equals_a_plain_list(
     typed = api.list(label_selector={"batch": "s"})
     assert [o.metadata.name for o in typed.items] == [f"s-{i:04d}" for i in range(N)]
     assert typed.items[5].data == plain["items"][5]["data"]
+    # The typed items were made while the answer arrived, in several runs, and are the
+    # objects of the answer's own items (the body of the same resourceVersion).
+    [converter] = Converter.made
+    assert converter.runs > 1 and 0 < converter.made_before_end < N
+    assert converter.items is not None and typed.items == converter.items
+    assert typed.resource_version is not None
+    again = decode_list(ConfigMap, raw_get(kube_cluster.kubeconfig_path, path, {
+        "labelSelector": "batch=s", "resourceVersion": typed.resource_version,
+        "resourceVersionMatch": "Exact"})[0])
+    assert [encode(o) for o in typed.items] == [encode(o) for o in again.items]
 
 
 def test_items_with_nested_objects_that_begin_as_items_do_are_not_split(

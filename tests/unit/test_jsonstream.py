@@ -272,3 +272,129 @@ def test_the_result_is_the_same_when_asked_again() -> None:
     d.feed(body)
     first = d.result()
     assert d.result() is first and len(first["items"]) == 20
+
+
+# -- ItemConverter: a LIST's items converted as they are parsed ---------------------------
+
+
+class Tagged:
+    """What a converter makes of an item: the item, and which run made it."""
+
+    def __init__(self, raw: Any, run: int) -> None:
+        self.raw, self.run = raw, run
+
+
+def read_converting(body: bytes, sizes: Iterable[int], convert: Any) -> Any:
+    """``body`` fed in ``sizes`` as Response.json feeds it, converting as it goes."""
+    d, c = BodyDecoder(), jsonstream.ItemConverter(convert)
+    pos = 0
+    for size in [*sizes, len(body)]:
+        d.feed(body[pos:pos + size])
+        pos += size
+        c.take(d.items)
+    result = d.result()
+    c.finish(result, d.items)
+    return result, c
+
+
+def tagging() -> Any:
+    runs: List[List[Any]] = []
+
+    def convert(raws: List[Any]) -> List[Any]:
+        runs.append(list(raws))
+        return [Tagged(raw, len(runs)) for raw in raws]
+
+    return convert, runs
+
+
+@pytest.mark.parametrize("index", range(len(TRICKY)))
+def test_converted_items_are_the_answers_items_in_order_or_none(index: int) -> None:
+    body = TRICKY[index]
+    for seed in range(4):
+        convert, runs = tagging()
+        result, c = read_converting(body, cuts(body, seed), convert)
+        assert result == loads(body)  # converting changes nothing of the JSON
+        if c.items is None:
+            # Not made as they came (the caller converts the answer's items): only for
+            # what is not a LIST parsed in parts; the first six bodies are.
+            assert index >= 6
+            continue
+        raws = result["items"]
+        assert len(c.items) == len(raws)
+        assert all(t.raw is raw for t, raw in zip(c.items, raws))  # the answer's objects
+        assert [raw for run in runs for raw in run] == raws  # each converted once
+
+
+def test_a_lists_items_are_converted_in_runs_while_the_body_arrives() -> None:
+    body = config_map_list(300)
+    convert, runs = tagging()
+    _, c = read_converting(body, [1024] * (len(body) // 1024), convert)
+    assert c.items is not None and len(c.items) == 300
+    assert len(runs) > 10  # a run per part that completed items
+    assert len(runs[-1]) < 300 and c.items[0].run == 1  # the first ones long before the end
+    assert [t.raw["metadata"]["name"] for t in c.items] == [f"cm-{i}" for i in range(300)]
+
+
+@pytest.mark.parametrize("body", [
+    b'{"kind":"L","items":[{"a":1},{"a":2}],"items":[{"a":3}]}',  # a later items key wins
+    json.dumps({"kind": "L", "items": [{"metadata": {}}, {"metadata": {}}]},
+               indent=1).encode(),  # whitespace: parsed whole at the end
+    b'[{"metadata":{}},{"metadata":{}}]',  # not a LIST
+])
+def test_items_not_parsed_as_they_came_are_left_for_the_caller(body: bytes) -> None:
+    for sizes in ([1] * len(body), [len(body)]):
+        convert, _ = tagging()
+        result, c = read_converting(body, sizes, convert)
+        assert result == loads(body) and c.items is None
+
+
+def test_a_run_the_converter_refuses_leaves_the_items_to_the_callers_own_pass() -> None:
+    from kubesync.core.convert import decode_list
+    from kubesync.core.lazy import list_filler
+    from kubesync.errors import DecodeError
+    from kubesync.models.core_v1 import ConfigMap
+
+    items = [b'{"metadata":{"name":"a%d"}}' % i for i in range(10)]
+    body = b'{"kind":"L","items":[' + b",".join(items) + b',7]}'  # items[10] is no object
+    made = jsonstream.ItemConverter(list_filler(ConfigMap))
+    d = BodyDecoder()
+    for i in range(0, len(body), 40):
+        d.feed(body[i:i + 40])
+        made.take(d.items)
+    result = d.result()
+    made.finish(result, d.items)
+    assert made.items is None
+    with pytest.raises(DecodeError, match=r"items\[10\]"):  # named in the whole list
+        decode_list(ConfigMap, result, made=made)
+
+
+def test_a_reset_converter_forgets_the_body_read_before() -> None:
+    body = config_map_list(40)
+    convert, runs = tagging()
+    c = jsonstream.ItemConverter(convert)
+    cut = BodyDecoder()
+    cut.feed(body[:len(body) // 2])  # a body cut short (a lost connection)...
+    c.take(cut.items)
+    assert runs
+    c.reset()  # ... then the retried request's body, read anew
+    d = BodyDecoder()
+    for i in range(0, len(body), 512):
+        d.feed(body[i:i + 512])
+        c.take(d.items)
+    c.finish(d.result(), d.items)
+    assert c.items is not None and [t.raw for t in c.items] == loads(body)["items"]
+
+
+def test_decode_list_takes_the_items_made_as_they_came() -> None:
+    from kubesync.core.convert import decode_list
+    from kubesync.core.lazy import list_filler
+    from kubesync.models.core_v1 import ConfigMap
+
+    body = config_map_list(120)
+    result, made = read_converting(body, [2000] * (len(body) // 2000),
+                                   list_filler(ConfigMap))
+    assert made.items is not None
+    listed = decode_list(ConfigMap, result, made=made)
+    assert listed.items is made.items  # taken, not made again
+    assert listed == decode_list(ConfigMap, loads(body))
+    assert listed.resource_version == "12"
