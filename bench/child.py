@@ -82,16 +82,16 @@ def decoder(variant: str) -> Callable[[Any], int]:
             # As Api.list reads an answer: in parts as they arrive (here BLOCK-sized
             # ones, as an uncompressed answer comes; an inflated gzip one comes in larger
             # parts), each parsed and its items made with the collector paused.
-            decoder, made = BodyDecoder(), item_converter(ConfigMap)
-            assert made is not None
+            decoder, converter = BodyDecoder(), item_converter(ConfigMap)
+            assert converter is not None
             for part in parts:
                 with gc_paused():
                     decoder.feed(part)
-                    made.take(decoder.items)
+                    converter.take(decoder.items)
             with gc_paused():
                 data = decoder.result()
-                made.finish(data, decoder.items)
-                items = decode_list(ConfigMap, data, made=made).items
+                converter.finish(data, decoder.items)
+                items = decode_list(ConfigMap, data, converter=converter).items
             return touch_models(items)
 
         return kubesync_parts  # takes in_parts(body)

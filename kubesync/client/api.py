@@ -34,6 +34,7 @@ from kubesync.core.backoff import UPDATE_CONFLICT
 from kubesync.core.clock import SYSTEM_CLOCK, Clock
 from kubesync.core.convert import decode, decode_list, encode
 from kubesync.core.dynamic import DynamicObject
+from kubesync.core.jsonstream import ItemConverter
 from kubesync.core.objectlist import item_converter
 from kubesync.core.params import (
     DEFAULT_FIELD_VALIDATION,
@@ -154,8 +155,10 @@ class Api(Generic[K]):
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _send(self, req: Request) -> Any:
-        return self.client.send(req)
+    def _send(self, req: Request, converter: Optional[ItemConverter] = None) -> Any:
+        if converter is None:
+            return self.client.send(req)
+        return self.client.send(req, converter=converter)
 
     def _decode(self, data: Any) -> K:
         return decode(self.model, data)
@@ -234,10 +237,10 @@ class Api(Generic[K]):
 
     def _list(self, params: ListParams) -> ObjectList[K]:
         # The items are made while the answer arrives (core/jsonstream.py), the rest after.
-        made = item_converter(self.model)
-        data = self.client.send(self._rb.list(params), items=made)
+        converter = item_converter(self.model)
+        data = self._send(self._rb.list(params), converter)
         with gc_paused():  # thousands of wrappers, no cycles: see client/gcpause.py
-            return decode_list(self.model, data, made=made)
+            return decode_list(self.model, data, converter=converter)
 
     def list_metadata(
         self,

@@ -321,18 +321,19 @@ class Client(_ClosedOnExit):
     # -- sending a Request -----------------------------------------------------------------
 
     def send(self, request: Request, *, timeout: Optional[Timeout] = None,
-             items: Optional[ItemConverter] = None) -> Any:
+             converter: Optional[ItemConverter] = None) -> Any:
         """Send ``request`` and decode the JSON answer (None for an empty body).
 
         Failed calls are retried as ``retries`` says; a refused call raises its
-        ``ApiError``, a call that got no answer its ``TransportError``. With ``items``,
-        a LIST answer's items are also converted while the rest of it arrives: see
-        ``kubesync.core.jsonstream.ItemConverter`` (the answer returned is plain JSON
-        all the same).
+        ``ApiError``, a call that got no answer its ``TransportError``. With
+        ``converter``, a LIST answer's items are also converted while the rest of it
+        arrives: see ``kubesync.core.jsonstream.ItemConverter`` (the answer returned is
+        plain JSON all the same).
         """
         # The body is read (and a LIST's items parsed as they arrive) inside the attempt,
         # so a connection lost mid-body is retried as a lost request is.
-        return self._send(request, timeout, stream=False, read_json=True, items=items).json()
+        return self._send(request, timeout, stream=False, read_json=True,
+                          converter=converter).json()
 
     def send_text(self, request: Request, *, timeout: Optional[Timeout] = None) -> str:
         """Send ``request`` and return the answer as text (e.g. a pod's log)."""
@@ -431,7 +432,7 @@ class Client(_ClosedOnExit):
         stream: bool,
         accept: Optional[Mapping[str, str]] = None,
         read_json: bool = False,
-        items: Optional[ItemConverter] = None,
+        converter: Optional[ItemConverter] = None,
     ) -> Response:
         """The one place a request goes out: headers, body, auth, retries. The answer's
         body is read unless ``stream``; with ``read_json``, decoded (``Response.json``)."""
@@ -462,7 +463,7 @@ class Client(_ClosedOnExit):
                 if not response.ok:
                     raise response.error()
                 if read_json:
-                    response.json(items)
+                    response.json(converter)
             except BaseException:
                 response.close()  # the body unread: the connection must not stay out
                 raise

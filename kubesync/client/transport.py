@@ -337,36 +337,36 @@ class Response:
                 body = self._body = b"".join(self._blocks())
         return body
 
-    def json(self, items: Optional[ItemConverter] = None) -> Any:
+    def json(self, converter: Optional[ItemConverter] = None) -> Any:
         """The body decoded as JSON, as it arrives: a LIST's items are parsed between
         reads (core/jsonstream.py), with the cyclic collector paused only while a large
-        part is parsed. With ``items``, they are converted as they are parsed too (see
-        ``ItemConverter``). None for an empty body; ``DecodeError`` for one that is not
+        part is parsed. With ``converter``, they are converted as they are parsed too
+        (see ``ItemConverter``). None for an empty body; ``DecodeError`` for one that is not
         JSON. The body is not kept: ``content()`` after ``json()`` raises
         ``RuntimeError``."""
         if self._json is _UNREAD:
             decoder = BodyDecoder()
-            if items is not None:
-                items.reset()
+            if converter is not None:
+                converter.reset()
             with self._reading():
                 for block in self._blocks() if self._body is None else (self._body,):
                     if len(block) < PAUSE_FROM:
                         decoder.feed(block)
-                        if items is not None:
-                            items.take(decoder.items)
+                        if converter is not None:
+                            converter.take(decoder.items)
                         continue
                     with gc_paused():  # no cycles among parsed JSON: client/gcpause.py
                         decoder.feed(block)
-                        if items is not None:
-                            items.take(decoder.items)
+                        if converter is not None:
+                            converter.take(decoder.items)
             if decoder.size < LARGE_BODY:
-                self._json = self._decoded(decoder, items)
+                self._json = self._decoded(decoder, converter)
             else:
                 with gc_paused():
-                    self._json = self._decoded(decoder, items)
+                    self._json = self._decoded(decoder, converter)
         return self._json
 
-    def _decoded(self, decoder: BodyDecoder, items: Optional[ItemConverter]) -> Any:
+    def _decoded(self, decoder: BodyDecoder, converter: Optional[ItemConverter]) -> Any:
         try:
             data = decoder.result()
         except ValueError:
@@ -374,8 +374,8 @@ class Response:
             raise DecodeError(
                 f"the answer to {self.method} {self.url} is not JSON ({kind})"
             ) from None
-        if items is not None:
-            items.finish(data, decoder.items)
+        if converter is not None:
+            converter.finish(data, decoder.items)
         return data
 
     @contextlib.contextmanager

@@ -245,21 +245,23 @@ class ItemConverter:
     """Converts a LIST's items as a ``BodyDecoder`` parses them: ``convert`` is called on
     each run of newly parsed items, in order, and returns one object per item (a list
     filler: ``core.lazy.list_filler``). After the body, ``items`` is the converted items
-    of the answer, or None when they could not be made as they came (the body was not
-    parsed in parts, or ``convert`` refused a run: then the caller converts the answer's
-    items itself, and gets the error as it names the item). Not thread-safe: one reader
-    uses it, through ``reset``, ``take`` after each part and ``finish``."""
+    of the answer and ``raws`` the answer's own ``items`` list they were made from; both
+    None when they could not be made as they came (the body was not parsed in parts, or
+    ``convert`` refused a run: then the caller converts the answer's items itself, and
+    gets the error as it names the item). Not thread-safe: one reader uses it, through
+    ``reset``, ``take`` after each part and ``finish``; one converter per request."""
 
-    __slots__ = ("_convert", "_made", "items")
+    __slots__ = ("_convert", "_made", "items", "raws")
 
     def __init__(self, convert: Callable[[List[Any]], List[Any]]):
         self._convert = convert
         self._made: Optional[List[Any]] = []
         self.items: Optional[List[Any]] = None
+        self.raws: Optional[List[Any]] = None
 
     def reset(self) -> None:
         """Forget a body read before (a retried request reads a new one)."""
-        self._made, self.items = [], None
+        self._made, self.items, self.raws = [], None, None
 
     def take(self, parsed: List[Any]) -> None:
         """Convert what ``parsed`` (``BodyDecoder.items``) holds past the items taken."""
@@ -276,4 +278,4 @@ class ItemConverter:
         if self._made is not None and type(result) is dict and result.get("items") is parsed:
             self.take(parsed)
             if self._made is not None and len(self._made) == len(parsed):
-                self.items = self._made
+                self.items, self.raws = self._made, parsed

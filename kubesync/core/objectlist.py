@@ -137,21 +137,23 @@ class ObjectList(Generic[K]):
 
 def item_converter(cls: Type[Any]) -> Optional[ItemConverter]:
     """What converts a LIST's items of ``cls`` while the answer arrives, for
-    ``Client.send(items=...)`` and then ``decode_list(made=...)``; None for a class that
-    is not a lazy view (its items are decoded after the answer, one by one)."""
+    ``Client.send(converter=...)`` and then ``decode_list(converter=...)``; None for a
+    class that is not a lazy view (its items are decoded after the answer, one by one).
+    One per request."""
     if isinstance(cls, type) and issubclass(cls, View):
         return ItemConverter(list_filler(cls))
     return None
 
 
 def decode_list(cls: Type[K], data: Any, *,
-                made: Optional[ItemConverter] = None) -> ObjectList[K]:
+                converter: Optional[ItemConverter] = None) -> ObjectList[K]:
     """Decode a list response (``{"items": [...], "metadata": {...}}``); items are lazy.
-    With ``made`` (the ``item_converter(cls)`` that ``data`` was read with), its items
-    are taken when it has them, instead of being made again."""
-    if made is not None and made.items is not None and isinstance(data, Mapping) \
-            and len(made.items) == len(data.get("items") or ()):
-        return _list_of(cls, data, made.items)
+    With ``converter`` (the ``item_converter(cls)`` that ``data`` was read with), its
+    items are taken when they were made from ``data``'s own items list, instead of
+    being made again."""
+    if converter is not None and converter.items is not None \
+            and isinstance(data, Mapping) and data.get("items") is converter.raws:
+        return _list_of(cls, data, converter.items)
     if not isinstance(data, Mapping):
         raise DecodeError(f"expected a list object, got {type_name(data)}",
                           kind=kind_name(cls))

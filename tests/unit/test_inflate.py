@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from typing import Any, Iterator
+from typing import Any, Iterator, List
 
 import pytest
 import responses
@@ -13,7 +13,9 @@ import responses
 from kubesync import Client, Config, errors
 from kubesync.client import RetryPolicy, inflate
 from kubesync.client.inflate import InflateError, inflated
+from kubesync.core import objectlist
 from kubesync.core.json import dumps, loads
+from kubesync.core.jsonstream import ItemConverter
 
 SERVER = "https://k8s.test:6443"
 URL = SERVER + "/api/v1/namespaces/default/configmaps"
@@ -148,9 +150,30 @@ def test_a_typed_list_cut_short_is_retried_and_its_items_made_from_the_answer_re
                   content_type="application/json")
     responses.get(URL, body=whole, headers={"Content-Encoding": "gzip"},
                   content_type="application/json")
+    converters: List[ItemConverter] = []
+
+    class Recording(ItemConverter):
+        def __init__(self, convert: Any) -> None:
+            super().__init__(convert)
+            self.runs = 0
+            converters.append(self)
+
+        def reset(self) -> None:
+            super().reset()
+            self.runs = 0  # counts the runs of the answer read last
+
+        def take(self, parsed: List[Any]) -> None:
+            self.runs += 1
+            super().take(parsed)
+
+    monkeypatch.setattr(objectlist, "ItemConverter", Recording)
     c = Client(Config(server=SERVER), retries=RetryPolicy(retries=1, sleep=lambda s: None))
     listed = Api(c, ConfigMap, namespace="default").list()
     assert len(responses.calls) == 2  # the first answer ended mid-body: retried
     want = decode_list(ConfigMap, loads(BODY))
     assert [encode(o) for o in listed.items] == [encode(o) for o in want.items]
     assert listed.resource_version == "7"
+    # The items were made as the second answer arrived, in runs, and are the ones listed.
+    [converter] = converters
+    assert isinstance(converter, Recording) and converter.runs > 1
+    assert converter.items is not None and listed.items is converter.items

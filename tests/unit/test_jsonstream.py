@@ -365,7 +365,7 @@ def test_a_run_the_converter_refuses_leaves_the_items_to_the_callers_own_pass() 
     made.finish(result, d.items)
     assert made.items is None
     with pytest.raises(DecodeError, match=r"items\[10\]"):  # named in the whole list
-        decode_list(ConfigMap, result, made=made)
+        decode_list(ConfigMap, result, converter=made)
 
 
 def test_a_reset_converter_forgets_the_body_read_before() -> None:
@@ -394,7 +394,20 @@ def test_decode_list_takes_the_items_made_as_they_came() -> None:
     result, made = read_converting(body, [2000] * (len(body) // 2000),
                                    list_filler(ConfigMap))
     assert made.items is not None
-    listed = decode_list(ConfigMap, result, made=made)
+    listed = decode_list(ConfigMap, result, converter=made)
     assert listed.items is made.items  # taken, not made again
+    assert made.raws is result["items"]
     assert listed == decode_list(ConfigMap, loads(body))
     assert listed.resource_version == "12"
+
+
+def test_decode_list_takes_made_items_only_from_the_answer_they_were_made_of() -> None:
+    from kubesync.core.convert import decode_list
+    from kubesync.core.lazy import list_filler
+    from kubesync.models.core_v1 import ConfigMap
+
+    first, made = read_converting(config_map_list(5), [100] * 10, list_filler(ConfigMap))
+    other = loads(config_map_list(5).replace(b'"cm-', b'"other-'))
+    listed = decode_list(ConfigMap, other, converter=made)  # another answer, same length
+    assert [o.metadata.name for o in listed.items] == [f"other-{i}" for i in range(5)]
+    assert decode_list(ConfigMap, first, converter=made).items is made.items
