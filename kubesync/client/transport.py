@@ -19,7 +19,18 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    ContextManager,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import requests
 import requests.adapters
@@ -76,6 +87,12 @@ SOCKET_OPTIONS = _keepalive_options()
 
 #: A body part from this size up is parsed with the cyclic collector paused.
 PAUSE_FROM = 64 * 1024
+_NOT_PAUSED = contextlib.nullcontext()
+
+
+def _paused_if(large: bool) -> ContextManager[None]:
+    """``gc_paused()`` for work on a large body or part; nothing for a small one."""
+    return gc_paused() if large else _NOT_PAUSED
 _UNREAD: Any = object()
 
 _FAILURES = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
@@ -350,33 +367,24 @@ class Response:
                 converter.reset()
             with self._reading():
                 for block in self._blocks() if self._body is None else (self._body,):
-                    if len(block) < PAUSE_FROM:
+                    # No cycles among parsed JSON (client/gcpause.py); never paused over
+                    # a read.
+                    with _paused_if(len(block) >= PAUSE_FROM):
                         decoder.feed(block)
                         if converter is not None:
                             converter.take(decoder.items)
-                        continue
-                    with gc_paused():  # no cycles among parsed JSON: client/gcpause.py
-                        decoder.feed(block)
-                        if converter is not None:
-                            converter.take(decoder.items)
-            if decoder.size < LARGE_BODY:
-                self._json = self._decoded(decoder, converter)
-            else:
-                with gc_paused():
-                    self._json = self._decoded(decoder, converter)
+            with _paused_if(decoder.size >= LARGE_BODY):
+                try:
+                    data = decoder.result()
+                except ValueError:
+                    kind = self.headers.get("Content-Type", "no content type")
+                    raise DecodeError(
+                        f"the answer to {self.method} {self.url} is not JSON ({kind})"
+                    ) from None
+                if converter is not None:
+                    converter.finish(data, decoder.items)
+            self._json = data
         return self._json
-
-    def _decoded(self, decoder: BodyDecoder, converter: Optional[ItemConverter]) -> Any:
-        try:
-            data = decoder.result()
-        except ValueError:
-            kind = self.headers.get("Content-Type", "no content type")
-            raise DecodeError(
-                f"the answer to {self.method} {self.url} is not JSON ({kind})"
-            ) from None
-        if converter is not None:
-            converter.finish(data, decoder.items)
-        return data
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
