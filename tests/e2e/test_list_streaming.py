@@ -165,3 +165,23 @@ def test_items_with_nested_objects_that_begin_as_items_do_are_not_split(
     assert encoding == "gzip"
     assert data == plain
     assert [len(o["spec"]["volumeClaimTemplates"]) for o in data["items"]] == [3] * 200
+
+
+def test_a_lists_items_carry_none_of_the_keys_its_filler_leaves_to_their_read(
+        kube_client: Any, kube_namespace: str) -> None:
+    # The list filler does not look these keys up in a built-in kind's items
+    # (lazy._NOT_IN_BUILTIN_ITEMS, _NOT_IN_ITEM_MODELS): this server does not send them.
+    from kubesync.core import lazy
+
+    api = Api(kube_client, ConfigMap, namespace=kube_namespace)
+    api.create(ConfigMap(metadata=ObjectMeta(name="keys"), data={"a": "b"}))
+    data = kube_client.request("GET", f"/api/v1/namespaces/{kube_namespace}/configmaps",
+                               params={"fieldSelector": "metadata.name=keys"})
+    [item] = data["items"]
+    assert not set(item) & lazy._NOT_IN_BUILTIN_ITEMS
+    assert not set(item["metadata"]) & lazy._NOT_IN_ITEM_MODELS
+    [typed] = api.list(field_selector={"metadata.name": "keys"}).items
+    assert (typed.api_version, typed.kind, typed.metadata.self_link) == (None, None, None)
+    got = api.get("keys")  # one object's answer does carry its kind
+    assert (got.api_version, got.kind) == ("v1", "ConfigMap")
+    assert encode(typed) == item

@@ -323,3 +323,47 @@ def test_a_value_reporting_the_fields_class_is_left_for_its_first_read() -> None
         with pytest.raises(AttributeError):  # not exactly a str: not filled
             in_slot(meta, "name")
         assert cm.metadata.name is name  # the first read's isinstance takes it
+
+
+def test_a_builtin_list_item_leaves_api_version_kind_and_self_link_to_their_read() -> None:
+    item = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "a", "selfLink": "/api/v1/x"}, "data": {"k": "v"}}
+    bare = {"metadata": {"name": "b"}}
+    a, b = decode_list(ConfigMap, {"items": [copy.deepcopy(item), bare]}).items
+    meta = in_slot(a, "metadata")
+    for obj, name in ((a, "api_version"), (a, "kind"), (meta, "self_link")):
+        with pytest.raises(AttributeError):  # not filled: the server does not send them
+            in_slot(obj, name)
+    assert in_slot(meta, "name") == "a" and in_slot(a, "data") == {"k": "v"}
+    # Present, they read as they came; absent, as None; and both go back unchanged.
+    assert (a.api_version, a.kind, a.metadata.self_link) == ("v1", "ConfigMap", "/api/v1/x")
+    assert (b.api_version, b.kind, b.metadata.self_link) == (None, None, None)
+    assert encode(a) == item and encode(b) == bare
+
+
+def test_a_builtin_list_items_wrong_kind_or_self_link_is_reported_on_its_read() -> None:
+    raw = {"kind": 5, "metadata": {"name": "a", "selfLink": ["x"]}}
+    (cm,) = decode_list(ConfigMap, {"items": [raw]}).items
+    assert cm.metadata.name == "a"
+    with pytest.raises(DecodeError, match="kind"):
+        cm.kind  # noqa: B018
+    with pytest.raises(DecodeError, match="selfLink"):
+        cm.metadata.self_link  # noqa: B018
+
+
+def test_one_object_and_a_custom_kinds_list_items_fill_api_version_and_kind() -> None:
+    import attrs
+
+    from kubesync.core.model import Model
+
+    @attrs.define(slots=True, kw_only=True, repr=False)
+    class Custom(Model):  # a custom resource's list items carry apiVersion and kind
+        api_version: str = ""
+        kind: str = ""
+
+    raw = {"apiVersion": "example.com/v1", "kind": "Custom"}
+    (custom,) = decode_list(Custom, {"items": [dict(raw)]}).items
+    assert (in_slot(custom, "api_version"), in_slot(custom, "kind")) == (
+        "example.com/v1", "Custom")
+    got = decode(ConfigMap, {"apiVersion": "v1", "kind": "ConfigMap"})  # a GET, an event
+    assert (in_slot(got, "api_version"), in_slot(got, "kind")) == ("v1", "ConfigMap")
