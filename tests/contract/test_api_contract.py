@@ -377,3 +377,21 @@ def test_strategic_merge_patch_of_a_custom_resource_is_unsupported(server: Serve
     with pytest.raises(ApiError) as refused:
         widgets.patch("w", Patch.strategic({"spec": {"size": "m"}}))
     assert refused.value.code == 415
+
+
+def test_a_lists_items_carry_api_version_and_kind_only_for_a_custom_resource(
+        server: Server) -> None:
+    cms(server).create(cm("typed", data="x"))
+    listed = server.client.request(
+        "GET", f"/api/v1/namespaces/{server.namespace}/configmaps",
+        params={"labelSelector": "suite=contract"})
+    [item] = listed["items"]
+    assert (listed["apiVersion"], listed["kind"]) == ("v1", "ConfigMapList")
+    assert "apiVersion" not in item and "kind" not in item  # a built-in kind's items
+    resource = _crd(server)
+    Api(server.client, resource, namespace=server.namespace).apply(
+        {"metadata": {"name": "w"}, "spec": {"size": "s"}}, field_manager="contract")
+    widgets = server.client.request(
+        "GET", f"/apis/{resource.group}/v1/namespaces/{server.namespace}/widgets")
+    [widget] = widgets["items"]
+    assert (widget["apiVersion"], widget["kind"]) == (f"{resource.group}/v1", "Widget")

@@ -89,6 +89,14 @@ class Backend:
             return obj
         return dict(obj, apiVersion=rt.api_version)
 
+    def listed(self, rt: ResourceType, obj: Dict[str, Any]) -> Dict[str, Any]:
+        """``obj`` as a LIST's item: as the real server lists them, a built-in kind's
+        items leave out their ``apiVersion`` and ``kind`` (the list names them once); a
+        custom resource's keep them."""
+        if rt.crd:
+            return self.served(rt, obj)
+        return {k: v for k, v in obj.items() if k != "apiVersion" and k != "kind"}
+
     def get(self, rt: ResourceType, namespace: Optional[str], name: str,
             subresource: str = "") -> Dict[str, Any]:
         with self.storage.lock:
@@ -149,7 +157,7 @@ class Backend:
             return {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                     "metadata": list_meta, "items": [partial(o) for o in chosen]}
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta,
-                "items": [self.served(rt, o) for o in chosen]}
+                "items": [self.listed(rt, o) for o in chosen]}
 
     # -- writes ---------------------------------------------------------------------
 
