@@ -93,6 +93,8 @@ _NOT_PAUSED = contextlib.nullcontext()
 def _paused_if(large: bool) -> ContextManager[None]:
     """``gc_paused()`` for work on a large body or part; nothing for a small one."""
     return gc_paused() if large else _NOT_PAUSED
+
+
 _UNREAD: Any = object()
 
 _FAILURES = (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError)
